@@ -1,0 +1,12 @@
+//! The shared vocabulary of ctiport: the Microsoft Graph Threat Intelligence input types (parsed
+//! leniently, because the live API drifts from its schema), the STIX 2.1 output objects, and the
+//! records that flow between the source, transform and sink stages.
+
+pub mod graph;
+pub mod pct;
+pub mod record;
+pub mod stix;
+pub mod timestamp;
+
+pub use record::{Mapped, MappedIndicator, MappedProfile, Rejection, SourceRecord};
+pub use timestamp::Timestamp;

@@ -1,0 +1,145 @@
+//! The records that flow between stages: what a source yields, and what the mapping hands to
+//! every sink.
+
+use crate::graph::{IndicatorSource, IntelProfile, ProfileIndicator, ProfileKind};
+use crate::stix::EncodedObject;
+use crate::timestamp::Timestamp;
+
+/// What a source yields, in order: each profile, then that profile's indicators.
+#[derive(Clone, Debug)]
+pub enum SourceRecord {
+    Profile(IntelProfile),
+    Indicator { profile_id: String, indicator: ProfileIndicator },
+    /// A record the source could not parse; the rest of the run goes on.
+    Rejected(Rejection),
+}
+
+/// What kind of record a rejection or skip is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordKind {
+    Profile,
+    Indicator,
+    /// A line or file that could not even be read as a record.
+    Line,
+    File,
+}
+
+/// A record that was not exported, with its id and the reason.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Rejection {
+    pub id: String,
+    pub record: RecordKind,
+    pub reason: String,
+}
+
+/// An encoded STIX object and whether this run emits it for the first time. The same indicator
+/// found in a second profile is handed on again (`first == false`) together with its new
+/// `indicates` relationship, so that a chunked writer can keep every chunk self-contained while a
+/// single-bundle writer skips it.
+#[derive(Clone, Debug)]
+pub struct Emitted {
+    pub object: EncodedObject,
+    pub first: bool,
+}
+
+/// A mapped profile: its SDOs, locations, sectors, relationships and note.
+#[derive(Clone, Debug)]
+pub struct MappedProfile {
+    pub profile_id: String,
+    pub title: String,
+    pub kind: ProfileKind,
+    /// The STIX id indicators point their `indicates` relationships at.
+    pub indicated_ref: String,
+    pub objects: Vec<Emitted>,
+}
+
+/// The observable type an indicator value was classified as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObservableType {
+    Domain,
+    Ipv4,
+    Ipv6,
+    Ipv4Cidr,
+    Ipv6Cidr,
+    Url,
+    Email,
+    Md5,
+    Sha1,
+    Sha256,
+    Sha512,
+    X509Sha1,
+}
+
+impl ObservableType {
+    pub const ALL: [ObservableType; 12] = [
+        ObservableType::Domain,
+        ObservableType::Ipv4,
+        ObservableType::Ipv6,
+        ObservableType::Ipv4Cidr,
+        ObservableType::Ipv6Cidr,
+        ObservableType::Url,
+        ObservableType::Email,
+        ObservableType::Md5,
+        ObservableType::Sha1,
+        ObservableType::Sha256,
+        ObservableType::Sha512,
+        ObservableType::X509Sha1,
+    ];
+
+    /// The name used in mapping tables and outputs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ObservableType::Domain => "domain",
+            ObservableType::Ipv4 => "ipv4",
+            ObservableType::Ipv6 => "ipv6",
+            ObservableType::Ipv4Cidr => "ipv4-cidr",
+            ObservableType::Ipv6Cidr => "ipv6-cidr",
+            ObservableType::Url => "url",
+            ObservableType::Email => "email",
+            ObservableType::Md5 => "md5",
+            ObservableType::Sha1 => "sha1",
+            ObservableType::Sha256 => "sha256",
+            ObservableType::Sha512 => "sha512",
+            ObservableType::X509Sha1 => "x509-sha1",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+/// A mapped indicator occurrence (one Graph indicator of one profile), with the typed facts that
+/// non-STIX sinks (CSV, MISP) need so that none of them re-parses a STIX pattern.
+#[derive(Clone, Debug)]
+pub struct MappedIndicator {
+    pub indicator_id: String,
+    pub profile_id: String,
+    pub observable_type: ObservableType,
+    /// The normalized value (lower-cased domain, canonical IP, lower-case hash, …).
+    pub value: String,
+    pub source: Option<IndicatorSource>,
+    pub first_seen: Option<Timestamp>,
+    pub last_seen: Option<Timestamp>,
+    pub confidence: Option<u8>,
+    pub stix_id: String,
+    pub objects: Vec<Emitted>,
+}
+
+/// What the mapping hands to every sink.
+#[derive(Clone, Debug)]
+pub enum Mapped {
+    Profile(MappedProfile),
+    Indicator(MappedIndicator),
+}
+
+impl Mapped {
+    pub fn objects(&self) -> &[Emitted] {
+        match self {
+            Mapped::Profile(p) => &p.objects,
+            Mapped::Indicator(i) => &i.objects,
+        }
+    }
+}

@@ -1,7 +1,16 @@
 //! Mapping of Graph TI records to STIX 2.1: deterministic ids, patterns, profile and indicator
 //! objects, per-run deduplication, and ctiport's own bundle checks.
 
+pub mod context;
 pub mod ids;
+pub mod indicator;
+pub mod mapper;
 pub mod mappings;
 pub mod observable;
+pub mod options;
 pub mod pattern;
+pub mod profile;
+
+pub use mapper::{Mapper, Outcome};
+pub use mappings::{MappingError, Mappings};
+pub use options::{ActorAs, MappingOptions};

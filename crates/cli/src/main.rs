@@ -1,1 +1,164 @@
-fn main() {}
+//! `ctiport`: parse, wire, report. The work lives in the library crates.
+
+mod args;
+mod pipeline;
+mod progress;
+mod sinks;
+mod summary;
+mod validate;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+use ctiport_fetch::DumpSource;
+use ctiport_sink::stix::ChunkLimits;
+use ctiport_transform::{ActorAs, Mapper, MappingOptions, Mappings};
+use tracing_subscriber::EnvFilter;
+
+use args::{ActorAsArg, Cli, Command, ExportArgs, LogFormat, LogLevel};
+
+/// Exit codes (documented in the README and in `--help`).
+const EXIT_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    init_logging(cli.log_format, cli.log_level);
+    match cli.command {
+        Command::Validate { path } => validate::run(&path),
+        Command::Export(args) => export(args),
+    }
+}
+
+fn init_logging(format: LogFormat, level: LogLevel) {
+    let level = match level {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+        LogLevel::Trace => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn export(args: ExportArgs) -> ExitCode {
+    let export = match configure(&args) {
+        Ok(export) => export,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("ctiport: {message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ctiport: cannot start the runtime: {error}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match runtime
+        .block_on(export.run())
+        .and_then(|summary| report(&args, summary))
+    {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            tracing::error!("export failed: {error:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Turns the arguments into a runnable export, or a usage/configuration error message.
+fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
+    let source = match args.from.split_once(':') {
+        Some(("dir", path)) if !path.is_empty() => {
+            DumpSource::open(Path::new(path)).map_err(|e| e.to_string())?
+        }
+        _ => {
+            return Err(format!(
+                "unknown source '{}' (expected dir:<path>)",
+                args.from
+            ));
+        }
+    };
+    let mappings = Mappings::load(args.mappings.as_deref())
+        .map_err(|e| format!("mapping table error: {e}"))?;
+    let options = MappingOptions {
+        actor_as: match args.actor_as {
+            ActorAsArg::ThreatActor => ActorAs::ThreatActor,
+            ActorAsArg::IntrusionSet => ActorAs::IntrusionSet,
+            ActorAsArg::Both => ActorAs::Both,
+        },
+        include_aliases: !args.no_aliases,
+        observables: args.observables,
+        tlp: args.tlp.level().to_owned(),
+        marking_set: args.marking_set.clone(),
+        producer_name: args.producer_name.clone(),
+    };
+    let mapper = Mapper::new(options, mappings)?;
+    let limits = ChunkLimits {
+        max_objects: args.max_bundle_objects,
+        max_bytes: args.max_bundle_bytes,
+    };
+    let sinks = pipeline::open_sinks(&args.to, limits)?;
+    Ok(pipeline::Export {
+        source,
+        mapper,
+        sinks,
+        progress: progress::Progress::new(!args.no_progress),
+    })
+}
+
+fn report(args: &ExportArgs, mut summary: summary::Summary) -> Result<u8> {
+    let code = summary.decide_exit_code();
+    tracing::info!(
+        profiles = summary.profiles,
+        indicators = summary.indicators,
+        objects = summary.objects,
+        rejected = summary.rejected,
+        skipped = summary.skipped,
+        exit_code = code,
+        "export finished: {} profiles, {} indicators, {} objects, {} rejected, {} skipped",
+        summary.profiles,
+        summary.indicators,
+        summary.objects,
+        summary.rejected,
+        summary.skipped
+    );
+    for sink in &summary.sinks {
+        tracing::info!(sink = %sink.sink, objects = sink.objects, status = ?sink.status, "sink {}: {:?}, {} objects", sink.sink, sink.status, sink.objects);
+    }
+    if let Some(path) = &args.summary {
+        let json = serde_json::to_vec_pretty(&summary).context("serializing the summary")?;
+        write_atomically(path, &json)
+            .with_context(|| format!("writing the summary to {}", path.display()))?;
+    }
+    Ok(u8::try_from(code).unwrap_or(EXIT_FAILED))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = ctiport_sink::atomic::AtomicFile::create(path)?;
+    file.write_all(bytes)?;
+    file.commit()?;
+    Ok(())
+}

@@ -32,10 +32,16 @@ const STOPPED: &str = "ctiport: consumer stopped";
 /// Calls `on_record` for every element of the `value` array of a Graph collection response (a
 /// lone object under `value` counts as one element). Returns how many elements were read; a JSON
 /// error stops the walk, and the records already delivered stay delivered.
-pub fn read_collection<R: Read>(reader: R, on_record: &mut dyn FnMut(Value) -> Flow) -> Result<usize, ReadError> {
+pub fn read_collection<R: Read>(
+    reader: R,
+    on_record: &mut dyn FnMut(Value) -> Flow,
+) -> Result<usize, ReadError> {
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
     let mut count = 0usize;
-    let seed = CollectionSeed { on_record, count: &mut count };
+    let seed = CollectionSeed {
+        on_record,
+        count: &mut count,
+    };
     match seed.deserialize(&mut deserializer) {
         Ok(()) => {
             deserializer.end()?;
@@ -71,12 +77,19 @@ impl<'de> Visitor<'de> for CollectionSeed<'_> {
         while let Some(key) = map.next_key::<String>()? {
             if key == "value" && !saw_value {
                 saw_value = true;
-                map.next_value_seed(ItemsSeed { on_record: &mut *self.on_record, count: &mut *self.count })?;
+                map.next_value_seed(ItemsSeed {
+                    on_record: &mut *self.on_record,
+                    count: &mut *self.count,
+                })?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        if saw_value { Ok(()) } else { Err(de::Error::custom("no \"value\" member in the collection")) }
+        if saw_value {
+            Ok(())
+        } else {
+            Err(de::Error::custom("no \"value\" member in the collection"))
+        }
     }
 }
 
@@ -132,7 +145,10 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
 pub type Line = (usize, Result<Value, String>);
 
 /// Calls `on_line` for every non-blank line of an NDJSON stream (LF or CRLF endings).
-pub fn read_ndjson<R: BufRead>(mut reader: R, on_line: &mut dyn FnMut(Line) -> Flow) -> Result<usize, ReadError> {
+pub fn read_ndjson<R: BufRead>(
+    mut reader: R,
+    on_line: &mut dyn FnMut(Line) -> Flow,
+) -> Result<usize, ReadError> {
     let mut buffer = Vec::new();
     let mut number = 0usize;
     loop {
@@ -145,7 +161,8 @@ pub fn read_ndjson<R: BufRead>(mut reader: R, on_line: &mut dyn FnMut(Line) -> F
         if line.is_empty() {
             continue;
         }
-        let parsed = serde_json::from_slice::<Value>(line).map_err(|e| format!("not valid JSON: {e}"));
+        let parsed =
+            serde_json::from_slice::<Value>(line).map_err(|e| format!("not valid JSON: {e}"));
         if on_line((number, parsed)) == Flow::Stop {
             return Ok(number);
         }
@@ -168,14 +185,19 @@ mod tests {
 
     #[test]
     fn walks_the_value_array_and_ignores_odata_members() {
-        let (result, records) = collect(r#"{"@odata.context":"x","@odata.nextLink":"y","value":[{"id":"a"},{"id":"b"}],"@odata.count":2}"#);
+        let (result, records) = collect(
+            r#"{"@odata.context":"x","@odata.nextLink":"y","value":[{"id":"a"},{"id":"b"}],"@odata.count":2}"#,
+        );
         assert_eq!(result, Ok(2));
         assert_eq!(records, vec![json!({"id":"a"}), json!({"id":"b"})]);
     }
 
     #[test]
     fn accepts_a_wrapped_single_entity_and_empty_pages() {
-        assert_eq!(collect(r#"{"value":{"id":"a"}}"#).1, vec![json!({"id":"a"})]);
+        assert_eq!(
+            collect(r#"{"value":{"id":"a"}}"#).1,
+            vec![json!({"id":"a"})]
+        );
         assert_eq!(collect(r#"{"value":[]}"#).0, Ok(0));
     }
 
@@ -184,7 +206,12 @@ mod tests {
         let (result, records) = collect(r#"{"value":[{"id":"a"},{"id":"b",}]}"#);
         assert!(result.is_err());
         assert_eq!(records, vec![json!({"id":"a"})]);
-        assert!(collect(r#"{"items":[]}"#).0.unwrap_err().contains("no \"value\""));
+        assert!(
+            collect(r#"{"items":[]}"#)
+                .0
+                .unwrap_err()
+                .contains("no \"value\"")
+        );
     }
 
     #[test]

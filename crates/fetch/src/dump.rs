@@ -18,7 +18,10 @@ pub enum SourceError {
     #[error("dump directory {0} has neither intelProfiles.json nor intelProfiles.ndjson")]
     NoProfiles(PathBuf),
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Reading buffers: large enough to keep system calls rare on multi-gigabyte files.
@@ -43,7 +46,10 @@ impl DumpSource {
             .map(|name| root.join(name))
             .find(|path| path.is_file())
             .ok_or_else(|| SourceError::NoProfiles(root.to_owned()))?;
-        Ok(DumpSource { root: root.to_owned(), profiles_file })
+        Ok(DumpSource {
+            root: root.to_owned(),
+            profiles_file,
+        })
     }
 
     /// Yields every profile followed by its indicators. `emit` returns [`Flow::Stop`] when the
@@ -59,7 +65,9 @@ impl DumpSource {
                     let flow = match IntelProfile::from_json(value) {
                         Ok(profile) => emit(SourceRecord::Profile(profile)),
                         Err(error) => emit(SourceRecord::Rejected(Rejection {
-                            id: raw_id.clone().unwrap_or_else(|| "(profile without id)".into()),
+                            id: raw_id
+                                .clone()
+                                .unwrap_or_else(|| "(profile without id)".into()),
                             record: RecordKind::Profile,
                             reason: error.to_string(),
                         })),
@@ -87,19 +95,28 @@ impl DumpSource {
     /// Streams `indicators/<pct(id)>.json` and/or `.ndjson`; no file means no indicators.
     fn indicators_of(&self, profile_id: &str, emit: &mut dyn FnMut(SourceRecord) -> Flow) -> Flow {
         for extension in ["json", "ndjson"] {
-            let path = self.root.join("indicators").join(format!("{}.{extension}", pct(profile_id)));
+            let path = self
+                .root
+                .join("indicators")
+                .join(format!("{}.{extension}", pct(profile_id)));
             if !path.is_file() {
                 continue;
             }
             let result = self.read_file(&path, Holds::IndicatorsOf(profile_id), &mut |item| {
                 emit(match item.and_then(parse_indicator) {
-                    Ok(indicator) => SourceRecord::Indicator { profile_id: profile_id.to_owned(), indicator },
+                    Ok(indicator) => SourceRecord::Indicator {
+                        profile_id: profile_id.to_owned(),
+                        indicator,
+                    },
                     Err(rejection) => SourceRecord::Rejected(rejection),
                 })
             });
             let flow = match result {
                 Ok(flow) => flow,
-                Err(error) => emit(SourceRecord::Rejected(file_rejection(&self.relative(&path), &error.to_string()))),
+                Err(error) => emit(SourceRecord::Rejected(file_rejection(
+                    &self.relative(&path),
+                    &error.to_string(),
+                ))),
             };
             if flow == Flow::Stop {
                 return Flow::Stop;
@@ -110,8 +127,16 @@ impl DumpSource {
 
     /// Reads one collection file (`.json` or `.ndjson`), handing each record, each unreadable
     /// line and a truncated file's loss to `on_item`.
-    fn read_file(&self, path: &Path, holds: Holds, on_item: &mut dyn FnMut(Result<Value, Rejection>) -> Flow) -> Result<Flow, SourceError> {
-        let file = File::open(path).map_err(|source| SourceError::Io { path: path.to_owned(), source })?;
+    fn read_file(
+        &self,
+        path: &Path,
+        holds: Holds,
+        on_item: &mut dyn FnMut(Result<Value, Rejection>) -> Flow,
+    ) -> Result<Flow, SourceError> {
+        let file = File::open(path).map_err(|source| SourceError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         let reader = BufReader::with_capacity(BUFFER, file);
         let relative = self.relative(path);
         let mut flow = Flow::Continue;
@@ -121,7 +146,11 @@ impl DumpSource {
         };
         let outcome = if path.extension().is_some_and(|e| e == "ndjson") {
             read_ndjson(reader, &mut |(number, parsed)| {
-                deliver(parsed.map_err(|reason| Rejection { id: format!("{relative}:{number}"), record: RecordKind::Line, reason }))
+                deliver(parsed.map_err(|reason| Rejection {
+                    id: format!("{relative}:{number}"),
+                    record: RecordKind::Line,
+                    reason,
+                }))
             })
         } else {
             read_collection(reader, &mut |value| deliver(Ok(value)))
@@ -131,31 +160,52 @@ impl DumpSource {
                 Holds::Profiles => "the rest of the profile listing".to_owned(),
                 Holds::IndicatorsOf(id) => format!("the rest of the indicators of profile '{id}'"),
             };
-            return Ok(on_item(Err(file_rejection(&relative, &format!("{error}; {what} could not be read")))));
+            return Ok(on_item(Err(file_rejection(
+                &relative,
+                &format!("{error}; {what} could not be read"),
+            ))));
         }
         Ok(flow)
     }
 
     fn relative(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root).unwrap_or(path).to_string_lossy().replace('\\', "/")
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .replace('\\', "/")
     }
 
     /// An indicators file whose name matches no listed profile would otherwise vanish silently.
-    fn report_orphan_indicator_files(&self, profile_files: &HashSet<String>, emit: &mut dyn FnMut(SourceRecord) -> Flow) {
-        let Ok(entries) = std::fs::read_dir(self.root.join("indicators")) else { return };
+    fn report_orphan_indicator_files(
+        &self,
+        profile_files: &HashSet<String>,
+        emit: &mut dyn FnMut(SourceRecord) -> Flow,
+    ) {
+        let Ok(entries) = std::fs::read_dir(self.root.join("indicators")) else {
+            return;
+        };
         let mut orphans: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|entry| entry.path())
             .filter(|path| {
-                let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-                let extension_ok = path.extension().is_some_and(|e| e == "json" || e == "ndjson");
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let extension_ok = path
+                    .extension()
+                    .is_some_and(|e| e == "json" || e == "ndjson");
                 extension_ok && !profile_files.contains(&stem)
             })
             .collect();
         orphans.sort();
         for path in orphans {
             let reason = "indicators file matches no profile in the listing; its indicators were not exported";
-            if emit(SourceRecord::Rejected(file_rejection(&self.relative(&path), reason))) == Flow::Stop {
+            if emit(SourceRecord::Rejected(file_rejection(
+                &self.relative(&path),
+                reason,
+            ))) == Flow::Stop
+            {
                 return;
             }
         }
@@ -163,7 +213,11 @@ impl DumpSource {
 }
 
 fn file_rejection(id: &str, reason: &str) -> Rejection {
-    Rejection { id: id.to_owned(), record: RecordKind::File, reason: reason.to_owned() }
+    Rejection {
+        id: id.to_owned(),
+        record: RecordKind::File,
+        reason: reason.to_owned(),
+    }
 }
 
 fn parse_indicator(value: Value) -> Result<ProfileIndicator, Rejection> {
@@ -193,8 +247,13 @@ mod tests {
             .run(&mut |record| {
                 seen.push(match record {
                     SourceRecord::Profile(p) => format!("profile {}", p.id),
-                    SourceRecord::Indicator { profile_id, indicator } => format!("indicator {profile_id}/{}", indicator.id),
-                    SourceRecord::Rejected(r) => format!("rejected {} ({:?}): {}", r.id, r.record, r.reason),
+                    SourceRecord::Indicator {
+                        profile_id,
+                        indicator,
+                    } => format!("indicator {profile_id}/{}", indicator.id),
+                    SourceRecord::Rejected(r) => {
+                        format!("rejected {} ({:?}): {}", r.id, r.record, r.reason)
+                    }
                 });
                 Flow::Continue
             })
@@ -205,42 +264,87 @@ mod tests {
     #[test]
     fn yields_profiles_then_their_indicators_with_encoded_file_names() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "intelProfiles.json", r#"{"value":[{"id":"ab/c+d=","kind":"actor","title":"T"},{"id":"empty","kind":"tool","title":"U"}]}"#);
-        write(dir.path(), "indicators/ab%2Fc%2Bd%3D.ndjson", "{\"id\":\"i1\"}\n{broken\n{\"id\":\"i2\"}\n");
+        write(
+            dir.path(),
+            "intelProfiles.json",
+            r#"{"value":[{"id":"ab/c+d=","kind":"actor","title":"T"},{"id":"empty","kind":"tool","title":"U"}]}"#,
+        );
+        write(
+            dir.path(),
+            "indicators/ab%2Fc%2Bd%3D.ndjson",
+            "{\"id\":\"i1\"}\n{broken\n{\"id\":\"i2\"}\n",
+        );
         write(dir.path(), "indicators/stray.json", r#"{"value":[]}"#);
         let seen = run(dir.path());
         assert_eq!(seen[0], "profile ab/c+d=");
         assert_eq!(seen[1], "indicator ab/c+d=/i1");
-        assert!(seen[2].starts_with("rejected indicators/ab%2Fc%2Bd%3D.ndjson:2 (Line): not valid JSON"), "{}", seen[2]);
+        assert!(
+            seen[2]
+                .starts_with("rejected indicators/ab%2Fc%2Bd%3D.ndjson:2 (Line): not valid JSON"),
+            "{}",
+            seen[2]
+        );
         assert_eq!(seen[3], "indicator ab/c+d=/i2");
         assert_eq!(seen[4], "profile empty");
-        assert!(seen[5].starts_with("rejected indicators/stray.json (File)"), "{}", seen[5]);
+        assert!(
+            seen[5].starts_with("rejected indicators/stray.json (File)"),
+            "{}",
+            seen[5]
+        );
         assert_eq!(seen.len(), 6);
     }
 
     #[test]
     fn a_profile_that_fails_to_parse_is_reported_by_id() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "intelProfiles.ndjson", "{\"id\":\"p1\",\"firstActiveDateTime\":\"someday\"}\n");
-        write(dir.path(), "indicators/p1.json", r#"{"value":[{"id":"i1"}]}"#);
+        write(
+            dir.path(),
+            "intelProfiles.ndjson",
+            "{\"id\":\"p1\",\"firstActiveDateTime\":\"someday\"}\n",
+        );
+        write(
+            dir.path(),
+            "indicators/p1.json",
+            r#"{"value":[{"id":"i1"}]}"#,
+        );
         let seen = run(dir.path());
-        assert!(seen[0].starts_with("rejected p1 (Profile): `firstActiveDateTime`"), "{}", seen[0]);
+        assert!(
+            seen[0].starts_with("rejected p1 (Profile): `firstActiveDateTime`"),
+            "{}",
+            seen[0]
+        );
         assert_eq!(seen[1], "indicator p1/i1");
     }
 
     #[test]
     fn a_truncated_collection_keeps_what_was_read_and_says_what_was_lost() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "intelProfiles.json", r#"{"value":[{"id":"p1","kind":"actor","title":"T"}]}"#);
-        write(dir.path(), "indicators/p1.json", r#"{"value":[{"id":"i1"},{"id":"i2""#);
+        write(
+            dir.path(),
+            "intelProfiles.json",
+            r#"{"value":[{"id":"p1","kind":"actor","title":"T"}]}"#,
+        );
+        write(
+            dir.path(),
+            "indicators/p1.json",
+            r#"{"value":[{"id":"i1"},{"id":"i2""#,
+        );
         let seen = run(dir.path());
         assert_eq!(seen[1], "indicator p1/i1");
-        assert!(seen[2].starts_with("rejected indicators/p1.json (File):") && seen[2].contains("rest of the indicators of profile 'p1'"), "{}", seen[2]);
+        assert!(
+            seen[2].starts_with("rejected indicators/p1.json (File):")
+                && seen[2].contains("rest of the indicators of profile 'p1'"),
+            "{}",
+            seen[2]
+        );
     }
 
     #[test]
     fn a_directory_without_profiles_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(DumpSource::open(dir.path()), Err(SourceError::NoProfiles(_))));
+        assert!(matches!(
+            DumpSource::open(dir.path()),
+            Err(SourceError::NoProfiles(_))
+        ));
     }
 }

@@ -177,7 +177,10 @@ fn required_id(map: &Map<String, Value>) -> Result<String, ParseError> {
     }
 }
 
-fn optional_string(map: &Map<String, Value>, field: &'static str) -> Result<Option<String>, ParseError> {
+fn optional_string(
+    map: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<String>, ParseError> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.clone())),
@@ -186,7 +189,10 @@ fn optional_string(map: &Map<String, Value>, field: &'static str) -> Result<Opti
     }
 }
 
-fn optional_date(map: &Map<String, Value>, field: &'static str) -> Result<Option<Timestamp>, ParseError> {
+fn optional_date(
+    map: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<Timestamp>, ParseError> {
     match optional_string(map, field)? {
         None => Ok(None),
         // Seen in third-party mocks: the string "null" for a null date.
@@ -201,7 +207,10 @@ fn optional_date(map: &Map<String, Value>, field: &'static str) -> Result<Option
 fn string_list(map: &Map<String, Value>, field: &'static str) -> Result<Vec<String>, ParseError> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(text)) => Ok(vec![text.clone()].into_iter().filter(|s| !s.trim().is_empty()).collect()),
+        Some(Value::String(text)) => Ok(vec![text.clone()]
+            .into_iter()
+            .filter(|s| !s.trim().is_empty())
+            .collect()),
         Some(Value::Array(items)) => Ok(items
             .iter()
             .filter_map(Value::as_str)
@@ -213,10 +222,16 @@ fn string_list(map: &Map<String, Value>, field: &'static str) -> Result<Vec<Stri
 }
 
 /// `formattedContent`, also accepting a bare string (treated as text).
-fn formatted(map: &Map<String, Value>, field: &'static str) -> Result<Option<FormattedContent>, ParseError> {
+fn formatted(
+    map: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<FormattedContent>, ParseError> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(FormattedContent { content: text.clone(), format: "text".into() })),
+        Some(Value::String(text)) => Ok(Some(FormattedContent {
+            content: text.clone(),
+            format: "text".into(),
+        })),
         Some(Value::Object(inner)) => {
             let content = optional_string(inner, "content")?.unwrap_or_default();
             if content.trim().is_empty() {
@@ -230,7 +245,10 @@ fn formatted(map: &Map<String, Value>, field: &'static str) -> Result<Option<For
 }
 
 fn countries(map: &Map<String, Value>) -> Result<Vec<CountryOrRegion>, ParseError> {
-    let (field, value) = match (map.get("countriesOrRegionsOfOrigin"), map.get("sponsorStates")) {
+    let (field, value) = match (
+        map.get("countriesOrRegionsOfOrigin"),
+        map.get("sponsorStates"),
+    ) {
         (Some(value), _) if !value.is_null() => ("countriesOrRegionsOfOrigin", value),
         (_, Some(value)) => ("sponsorStates", value),
         _ => return Ok(Vec::new()),
@@ -241,10 +259,19 @@ fn countries(map: &Map<String, Value>) -> Result<Vec<CountryOrRegion>, ParseErro
             .iter()
             .filter_map(|item| match item {
                 Value::Object(entry) => Some(CountryOrRegion {
-                    code: optional_string(entry, "code").ok().flatten().filter(|c| !c.trim().is_empty()),
-                    label: optional_string(entry, "label").ok().flatten().filter(|l| !l.trim().is_empty()),
+                    code: optional_string(entry, "code")
+                        .ok()
+                        .flatten()
+                        .filter(|c| !c.trim().is_empty()),
+                    label: optional_string(entry, "label")
+                        .ok()
+                        .flatten()
+                        .filter(|l| !l.trim().is_empty()),
                 }),
-                Value::String(label) => Some(CountryOrRegion { code: None, label: Some(label.clone()) }),
+                Value::String(label) => Some(CountryOrRegion {
+                    code: None,
+                    label: Some(label.clone()),
+                }),
                 _ => None,
             })
             .filter(|entry| entry.code.is_some() || entry.label.is_some())
@@ -279,7 +306,9 @@ impl Artifact {
             Value::Object(map) => map,
             _ => return Err(ParseError::BadType { field: "artifact" }),
         };
-        let type_name = optional_string(map, "@odata.type")?.map(|t| odata_type_name(&t)).unwrap_or_default();
+        let type_name = optional_string(map, "@odata.type")?
+            .map(|t| odata_type_name(&t))
+            .unwrap_or_default();
         Ok(Some(Artifact {
             type_name,
             id: optional_string(map, "id")?.filter(|id| !id.is_empty()),
@@ -331,9 +360,15 @@ mod tests {
         assert_eq!(profile.kind, ProfileKind::Actor);
         assert_eq!(profile.aliases.len(), 2);
         assert_eq!(profile.countries_or_regions[0].code.as_deref(), Some("RU"));
-        assert_eq!(profile.description.as_ref().map(|d| d.format.as_str()), Some("markdown"));
+        assert_eq!(
+            profile.description.as_ref().map(|d| d.format.as_str()),
+            Some("markdown")
+        );
         assert_eq!(profile.tradecraft, None);
-        assert_eq!(profile.first_active.map(|t| t.to_string()).as_deref(), Some("2020-02-24T00:00:00.000Z"));
+        assert_eq!(
+            profile.first_active.map(|t| t.to_string()).as_deref(),
+            Some("2020-02-24T00:00:00.000Z")
+        );
     }
 
     #[test]
@@ -344,7 +379,10 @@ mod tests {
         }}))
         .unwrap();
         assert_eq!(profile.id, "actinium");
-        assert_eq!(profile.kind, ProfileKind::Other("unknownFutureValue".into()));
+        assert_eq!(
+            profile.kind,
+            ProfileKind::Other("unknownFutureValue".into())
+        );
         assert_eq!(profile.countries_or_regions.len(), 1);
     }
 
@@ -352,11 +390,17 @@ mod tests {
     fn maps_both_source_spellings() {
         for (raw, expected) in [
             ("microsoft", IndicatorSource::Microsoft),
-            ("microsoftDefenderThreatIntelligence", IndicatorSource::Microsoft),
+            (
+                "microsoftDefenderThreatIntelligence",
+                IndicatorSource::Microsoft,
+            ),
             ("osint", IndicatorSource::Osint),
             ("openSourceIntelligence", IndicatorSource::Osint),
             ("public", IndicatorSource::Public),
-            ("somethingNew", IndicatorSource::Other("somethingNew".into())),
+            (
+                "somethingNew",
+                IndicatorSource::Other("somethingNew".into()),
+            ),
         ] {
             assert_eq!(IndicatorSource::parse(raw), expected);
         }
@@ -375,22 +419,43 @@ mod tests {
         assert_eq!(indicator.last_seen, None);
 
         for artifact in [json!({}), json!(null)] {
-            let parsed = ProfileIndicator::from_json(json!({"id": "a", "artifact": artifact})).unwrap();
+            let parsed =
+                ProfileIndicator::from_json(json!({"id": "a", "artifact": artifact})).unwrap();
             assert_eq!(parsed.artifact, None);
         }
-        assert_eq!(ProfileIndicator::from_json(json!({"id": "a"})).unwrap().artifact, None);
+        assert_eq!(
+            ProfileIndicator::from_json(json!({"id": "a"}))
+                .unwrap()
+                .artifact,
+            None
+        );
         assert_eq!(
             ProfileIndicator::from_json(json!({"id": "a", "firstSeenDateTime": "soon"})),
-            Err(ParseError::BadDate { field: "firstSeenDateTime", value: "soon".into() })
+            Err(ParseError::BadDate {
+                field: "firstSeenDateTime",
+                value: "soon".into()
+            })
         );
-        assert_eq!(ProfileIndicator::from_json(json!({"source": "osint"})), Err(ParseError::MissingId));
-        assert_eq!(ProfileIndicator::from_json(json!([1])), Err(ParseError::NotAnObject));
+        assert_eq!(
+            ProfileIndicator::from_json(json!({"source": "osint"})),
+            Err(ParseError::MissingId)
+        );
+        assert_eq!(
+            ProfileIndicator::from_json(json!([1])),
+            Err(ParseError::NotAnObject)
+        );
     }
 
     #[test]
     fn reduces_odata_types() {
-        assert_eq!(odata_type_name("#microsoft.graph.security.ipAddress"), "ipaddress");
-        assert_eq!(odata_type_name("microsoft.graph.security.unclassifiedArtifact"), "unclassifiedartifact");
+        assert_eq!(
+            odata_type_name("#microsoft.graph.security.ipAddress"),
+            "ipaddress"
+        );
+        assert_eq!(
+            odata_type_name("microsoft.graph.security.unclassifiedArtifact"),
+            "unclassifiedartifact"
+        );
         assert_eq!(odata_type_name("hostname"), "hostname");
     }
 
@@ -405,11 +470,20 @@ mod tests {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
                 prop::collection::btree_map(
-                    prop_oneof![Just("id".to_string()), Just("artifact".to_string()), Just("value".to_string()),
-                                Just("firstSeenDateTime".to_string()), Just("aliases".to_string()),
-                                Just("summary".to_string()), Just("countriesOrRegionsOfOrigin".to_string()), ".{0,8}"],
-                    inner, 0..6)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                    prop_oneof![
+                        Just("id".to_string()),
+                        Just("artifact".to_string()),
+                        Just("value".to_string()),
+                        Just("firstSeenDateTime".to_string()),
+                        Just("aliases".to_string()),
+                        Just("summary".to_string()),
+                        Just("countriesOrRegionsOfOrigin".to_string()),
+                        ".{0,8}"
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }

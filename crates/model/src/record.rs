@@ -9,7 +9,10 @@ use crate::timestamp::Timestamp;
 #[derive(Clone, Debug)]
 pub enum SourceRecord {
     Profile(IntelProfile),
-    Indicator { profile_id: String, indicator: ProfileIndicator },
+    Indicator {
+        profile_id: String,
+        indicator: ProfileIndicator,
+    },
     /// A record the source could not parse; the rest of the run goes on.
     Rejected(Rejection),
 }

@@ -34,7 +34,12 @@ pub struct Header {
 
 impl Header {
     /// A first version (`modified == created`) with no optional properties set.
-    pub fn new(object_type: &'static str, id: String, created: Timestamp, modified: Timestamp) -> Self {
+    pub fn new(
+        object_type: &'static str,
+        id: String,
+        created: Timestamp,
+        modified: Timestamp,
+    ) -> Self {
         Header {
             object_type,
             spec_version: "2.1",
@@ -164,7 +169,10 @@ pub enum StixObject {
     Sco(Sco),
     /// Marking definitions come verbatim from the mapping tables: TLP objects must match the
     /// published ones exactly.
-    Marking { id: String, definition: Value },
+    Marking {
+        id: String,
+        definition: Value,
+    },
 }
 
 impl StixObject {
@@ -251,7 +259,12 @@ mod tests {
     fn omits_empty_and_absent_properties() {
         let t = Timestamp::parse("2024-05-01T00:00:00Z").unwrap_or_else(Timestamp::epoch);
         let object = StixObject::Profile(ProfileObject {
-            header: Header::new("tool", "tool--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f".into(), t, t),
+            header: Header::new(
+                "tool",
+                "tool--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f".into(),
+                t,
+                t,
+            ),
             name: "Cobalt Strike".into(),
             description: None,
             aliases: Vec::new(),
@@ -280,7 +293,12 @@ mod tests {
         });
         assert_eq!(
             relationship.references(),
-            vec!["identity--a", "marking-definition--m", "indicator--s", "tool--t"]
+            vec![
+                "identity--a",
+                "marking-definition--m",
+                "indicator--s",
+                "tool--t"
+            ]
         );
     }
 }

@@ -55,7 +55,11 @@ impl Timestamp {
     /// This instant plus a number of days, saturating at the end of chrono's range.
     pub fn plus_days(&self, days: u32) -> Self {
         let delta = TimeDelta::try_days(i64::from(days)).unwrap_or(TimeDelta::MAX);
-        Timestamp(self.0.checked_add_signed(delta).unwrap_or(DateTime::<Utc>::MAX_UTC))
+        Timestamp(
+            self.0
+                .checked_add_signed(delta)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        )
     }
 
     /// This instant plus one millisecond: the smallest strictly later STIX version.
@@ -92,7 +96,11 @@ mod tests {
             ("2020-08-18T12:51:51", "2020-08-18T12:51:51.000Z"),
             ("2024-01-31", "2024-01-31T00:00:00.000Z"),
         ] {
-            assert_eq!(Timestamp::parse(input).map(|t| t.to_string()).as_deref(), Some(expected), "{input}");
+            assert_eq!(
+                Timestamp::parse(input).map(|t| t.to_string()).as_deref(),
+                Some(expected),
+                "{input}"
+            );
         }
     }
 

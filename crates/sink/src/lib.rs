@@ -1,1 +1,38 @@
+//! Sinks: where mapped records go. Each sink receives the same stream (fetch once, fan out) and
+//! commits its output only when the run completes, so a failed run never leaves half a file.
 
+pub mod atomic;
+pub mod ndjson;
+pub mod stix;
+
+use ctiport_model::record::Mapped;
+use ctiport_model::stix::EncodedObject;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What a sink delivered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinkReport {
+    /// STIX objects written (a chunked writer may repeat shared objects in several chunks).
+    pub objects: u64,
+    /// Files written, for the summary.
+    pub files: Vec<String>,
+}
+
+/// A destination for the mapped stream. Calls come in order: `begin`, `write` for each record,
+/// then `finish`, which commits. Dropping a sink without `finish` discards its partial output.
+pub trait Sink: Send {
+    /// The objects every output starts with (producer identity, marking definitions).
+    fn begin(&mut self, preamble: &[EncodedObject]) -> Result<(), SinkError>;
+    fn write(&mut self, record: &Mapped) -> Result<(), SinkError>;
+    fn finish(self: Box<Self>) -> Result<SinkReport, SinkError>;
+}

@@ -18,13 +18,31 @@ pub struct Context {
 impl Context {
     pub fn new(options: MappingOptions, mappings: Mappings) -> Result<Self, String> {
         if !TLP_LEVELS.contains(&options.tlp.as_str()) {
-            return Err(format!("'{}' is not a TLP level (one of {})", options.tlp, TLP_LEVELS.join(", ")));
+            return Err(format!(
+                "'{}' is not a TLP level (one of {})",
+                options.tlp,
+                TLP_LEVELS.join(", ")
+            ));
         }
-        let marking_definition = mappings.marking(&options.marking_set, &options.tlp)?.clone();
-        let marking_id = marking_definition.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let marking = StixObject::Marking { id: marking_id, definition: marking_definition };
+        let marking_definition = mappings
+            .marking(&options.marking_set, &options.tlp)?
+            .clone();
+        let marking_id = marking_definition
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let marking = StixObject::Marking {
+            id: marking_id,
+            definition: marking_definition,
+        };
         let producer_id = sdo_id("identity", &format!("producer|{}", options.producer_name));
-        let mut header = Header::new("identity", producer_id, Timestamp::epoch(), Timestamp::epoch());
+        let mut header = Header::new(
+            "identity",
+            producer_id,
+            Timestamp::epoch(),
+            Timestamp::epoch(),
+        );
         header.object_marking_refs = Vec::new();
         let producer = StixObject::Identity(Identity {
             header,
@@ -37,11 +55,22 @@ impl Context {
             sectors: Vec::new(),
             contact_information: None,
         });
-        Ok(Context { options, mappings, producer, marking })
+        Ok(Context {
+            options,
+            mappings,
+            producer,
+            marking,
+        })
     }
 
     /// A header for an object this producer creates, carrying the producer and the marking.
-    pub fn header(&self, object_type: &'static str, id: String, created: Timestamp, modified: Timestamp) -> Header {
+    pub fn header(
+        &self,
+        object_type: &'static str,
+        id: String,
+        created: Timestamp,
+        modified: Timestamp,
+    ) -> Header {
         let mut header = Header::new(object_type, id, created, modified);
         header.created_by_ref = Some(self.producer.id().to_owned());
         header.object_marking_refs = vec![self.marking.id().to_owned()];

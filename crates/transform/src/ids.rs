@@ -18,18 +18,27 @@ pub const OASIS_SCO_NAMESPACE: Uuid = Uuid::from_u128(0x00ab_edb4_aa42_466c_9c01
 /// Id of an SDO or SRO of `object_type` identified by `natural_key`.
 pub fn sdo_id(object_type: &str, natural_key: &str) -> String {
     let name = format!("{object_type}|{natural_key}");
-    format!("{object_type}--{}", Uuid::new_v5(&CTIPORT_NAMESPACE, name.as_bytes()))
+    format!(
+        "{object_type}--{}",
+        Uuid::new_v5(&CTIPORT_NAMESPACE, name.as_bytes())
+    )
 }
 
 /// Id of the `indicates`/`targets`/… relationship between two objects.
 pub fn relationship_id(relationship_type: &str, source_ref: &str, target_ref: &str) -> String {
-    sdo_id("relationship", &format!("{relationship_type}|{source_ref}|{target_ref}"))
+    sdo_id(
+        "relationship",
+        &format!("{relationship_type}|{source_ref}|{target_ref}"),
+    )
 }
 
 /// Id of an SCO from its ID-contributing properties.
 pub fn sco_id(object_type: &str, id_properties: &Map<String, Value>) -> String {
     let name = canonical_json(&Value::Object(id_properties.clone()));
-    format!("{object_type}--{}", Uuid::new_v5(&OASIS_SCO_NAMESPACE, name.as_bytes()))
+    format!(
+        "{object_type}--{}",
+        Uuid::new_v5(&OASIS_SCO_NAMESPACE, name.as_bytes())
+    )
 }
 
 /// The 128-bit UUID inside a STIX id, used as a compact key in per-run sets.
@@ -92,11 +101,31 @@ mod tests {
     #[test]
     fn sco_ids_match_the_spec_and_python_stix2() {
         for (object_type, properties, expected) in [
-            ("ipv4-addr", json!({"value": "198.51.100.3"}), "ipv4-addr--28bb3599-77cd-5a82-a950-b5bc3caf07c4"),
-            ("domain-name", json!({"value": "evil.example.com"}), "domain-name--6262c8a9-ac28-50fe-a7df-f5923bb2ee14"),
-            ("domain-name", json!({"value": "münchen.example"}), "domain-name--ec84ab45-ecbb-5f68-840c-b4b7d70cb21d"),
-            ("email-addr", json!({"value": "phish@example.com"}), "email-addr--219b18b4-f723-5bf4-8691-f313d67ccf85"),
-            ("ipv6-addr", json!({"value": "2001:db8::1"}), "ipv6-addr--6469e3a9-b053-5e34-a025-9396ae051d26"),
+            (
+                "ipv4-addr",
+                json!({"value": "198.51.100.3"}),
+                "ipv4-addr--28bb3599-77cd-5a82-a950-b5bc3caf07c4",
+            ),
+            (
+                "domain-name",
+                json!({"value": "evil.example.com"}),
+                "domain-name--6262c8a9-ac28-50fe-a7df-f5923bb2ee14",
+            ),
+            (
+                "domain-name",
+                json!({"value": "münchen.example"}),
+                "domain-name--ec84ab45-ecbb-5f68-840c-b4b7d70cb21d",
+            ),
+            (
+                "email-addr",
+                json!({"value": "phish@example.com"}),
+                "email-addr--219b18b4-f723-5bf4-8691-f313d67ccf85",
+            ),
+            (
+                "ipv6-addr",
+                json!({"value": "2001:db8::1"}),
+                "ipv6-addr--6469e3a9-b053-5e34-a025-9396ae051d26",
+            ),
             (
                 "file",
                 json!({"hashes": {"SHA-256": "aec070645fe53ee3b3763059376134f058cc337247c978add178b6ccdfb0019f"}}),
@@ -114,13 +143,23 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_and_keeps_utf8() {
-        assert_eq!(canonical_json(&json!({"b": 1, "a": ["x", "ü"]})), r#"{"a":["x","ü"],"b":1}"#);
-        assert_eq!(canonical_json(&json!({"v": "a\"b\\c\u{1}"})), r#"{"v":"a\"b\\c\u0001"}"#);
+        assert_eq!(
+            canonical_json(&json!({"b": 1, "a": ["x", "ü"]})),
+            r#"{"a":["x","ü"],"b":1}"#
+        );
+        assert_eq!(
+            canonical_json(&json!({"v": "a\"b\\c\u{1}"})),
+            r#"{"v":"a\"b\\c\u0001"}"#
+        );
     }
 
     fn is_stix_id(id: &str, object_type: &str) -> bool {
-        let Some((prefix, uuid)) = id.split_once("--") else { return false };
-        let Ok(parsed) = Uuid::parse_str(uuid) else { return false };
+        let Some((prefix, uuid)) = id.split_once("--") else {
+            return false;
+        };
+        let Ok(parsed) = Uuid::parse_str(uuid) else {
+            return false;
+        };
         prefix == object_type && parsed.get_version_num() == 5 && uuid == uuid.to_lowercase()
     }
 

@@ -24,16 +24,34 @@ pub struct IndicatorFacts {
 
 /// The dates of one occurrence: `created` (= `valid_from`) is the first sighting, falling back to
 /// the last sighting, then to the profile's first activity; `modified` is the last sighting.
-pub fn occurrence_dates(first_seen: Option<Timestamp>, last_seen: Option<Timestamp>, profile_first_active: Option<Timestamp>) -> Option<(Timestamp, Timestamp)> {
+pub fn occurrence_dates(
+    first_seen: Option<Timestamp>,
+    last_seen: Option<Timestamp>,
+    profile_first_active: Option<Timestamp>,
+) -> Option<(Timestamp, Timestamp)> {
     let created = first_seen.or(last_seen).or(profile_first_active)?;
     Some((created, last_seen.unwrap_or(created).max(created)))
 }
 
 impl IndicatorFacts {
-    pub fn new(observable: ObservableType, created: Timestamp, modified: Timestamp, source: Option<IndicatorSource>, ctx: &Context) -> Self {
+    pub fn new(
+        observable: ObservableType,
+        created: Timestamp,
+        modified: Timestamp,
+        source: Option<IndicatorSource>,
+        ctx: &Context,
+    ) -> Self {
         // Valid for the type's TTL after the last sighting; strictly after valid_from, as STIX requires.
-        let valid_until = ctx.mappings.ttl_days(observable).map(|days| modified.max(created).plus_days(days.max(1)));
-        IndicatorFacts { created, modified, valid_until, source }
+        let valid_until = ctx
+            .mappings
+            .ttl_days(observable)
+            .map(|days| modified.max(created).plus_days(days.max(1)));
+        IndicatorFacts {
+            created,
+            modified,
+            valid_until,
+            source,
+        }
     }
 }
 
@@ -58,16 +76,34 @@ fn type_label(observable: ObservableType) -> &'static str {
     }
 }
 
-pub fn indicator_object(observable: ObservableType, value: &str, facts: &IndicatorFacts, ctx: &Context) -> StixObject {
-    let source = ctx.mappings.source(facts.source.as_ref().map(IndicatorSource::as_str));
-    let mut header = ctx.header("indicator", indicator_id(observable, value), facts.created, facts.modified);
+pub fn indicator_object(
+    observable: ObservableType,
+    value: &str,
+    facts: &IndicatorFacts,
+    ctx: &Context,
+) -> StixObject {
+    let source = ctx
+        .mappings
+        .source(facts.source.as_ref().map(IndicatorSource::as_str));
+    let mut header = ctx.header(
+        "indicator",
+        indicator_id(observable, value),
+        facts.created,
+        facts.modified,
+    );
     header.confidence = Some(source.confidence);
     header.labels = source.labels.clone();
-    let source_name = facts.source.as_ref().map_or("unknown", IndicatorSource::as_str);
+    let source_name = facts
+        .source
+        .as_ref()
+        .map_or("unknown", IndicatorSource::as_str);
     StixObject::Indicator(Indicator {
         header,
         name: value.to_owned(),
-        description: format!("{} reported by Microsoft Defender Threat Intelligence (source: {source_name}).", type_label(observable)),
+        description: format!(
+            "{} reported by Microsoft Defender Threat Intelligence (source: {source_name}).",
+            type_label(observable)
+        ),
         indicator_types: source.indicator_types.clone(),
         pattern: pattern_for(observable, value),
         pattern_type: "stix",
@@ -78,8 +114,20 @@ pub fn indicator_object(observable: ObservableType, value: &str, facts: &Indicat
 }
 
 /// `indicator --indicates--> profile`, carrying the Graph indicator id of this occurrence.
-pub fn indicates(indicator_ref: &str, profile_ref: &str, graph_indicator_id: &str, created: Timestamp, modified: Timestamp, ctx: &Context) -> StixObject {
-    let mut header = ctx.header("relationship", relationship_id("indicates", indicator_ref, profile_ref), created, modified);
+pub fn indicates(
+    indicator_ref: &str,
+    profile_ref: &str,
+    graph_indicator_id: &str,
+    created: Timestamp,
+    modified: Timestamp,
+    ctx: &Context,
+) -> StixObject {
+    let mut header = ctx.header(
+        "relationship",
+        relationship_id("indicates", indicator_ref, profile_ref),
+        created,
+        modified,
+    );
     header.external_references = vec![ExternalReference {
         source_name: MDTI_SOURCE_NAME.into(),
         description: Some("intelligenceProfileIndicator id".into()),
@@ -95,16 +143,32 @@ pub fn indicates(indicator_ref: &str, profile_ref: &str, graph_indicator_id: &st
 
 /// The SCO for a value and the `based-on` link from its indicator, when the value is acceptable
 /// as an SCO (the validator checks SCO values more strictly than pattern literals).
-pub fn observable_objects(observable: ObservableType, value: &str, indicator: &StixObject, ctx: &Context) -> Option<[StixObject; 2]> {
+pub fn observable_objects(
+    observable: ObservableType,
+    value: &str,
+    indicator: &StixObject,
+    ctx: &Context,
+) -> Option<[StixObject; 2]> {
     let (object_type, properties) = sco_properties(observable, value)?;
     let id = sco_id(object_type, &properties);
-    let sco = StixObject::Sco(Sco { object_type, spec_version: "2.1", id: id.clone(), id_properties: properties, other_properties: Map::new() });
+    let sco = StixObject::Sco(Sco {
+        object_type,
+        spec_version: "2.1",
+        id: id.clone(),
+        id_properties: properties,
+        other_properties: Map::new(),
+    });
     let (created, modified) = match indicator {
         StixObject::Indicator(i) => (i.header.created, i.header.modified),
         _ => (Timestamp::epoch(), Timestamp::epoch()),
     };
     let link = StixObject::Relationship(Relationship {
-        header: ctx.header("relationship", relationship_id("based-on", indicator.id(), &id), created, modified),
+        header: ctx.header(
+            "relationship",
+            relationship_id("based-on", indicator.id(), &id),
+            created,
+            modified,
+        ),
         relationship_type: "based-on",
         source_ref: indicator.id().to_owned(),
         target_ref: id,
@@ -112,15 +176,27 @@ pub fn observable_objects(observable: ObservableType, value: &str, indicator: &S
     Some([sco, link])
 }
 
-fn sco_properties(observable: ObservableType, value: &str) -> Option<(&'static str, Map<String, Value>)> {
-    let single = |key: &str, v: Value| -> Map<String, Value> { [(key.to_owned(), v)].into_iter().collect() };
+fn sco_properties(
+    observable: ObservableType,
+    value: &str,
+) -> Option<(&'static str, Map<String, Value>)> {
+    let single =
+        |key: &str, v: Value| -> Map<String, Value> { [(key.to_owned(), v)].into_iter().collect() };
     let hashes = |algorithm: &str| single("hashes", json!({ algorithm: value }));
     Some(match observable {
-        ObservableType::Domain if sco_domain_ok(value) => ("domain-name", single("value", json!(value))),
-        ObservableType::Ipv4 | ObservableType::Ipv4Cidr => ("ipv4-addr", single("value", json!(value))),
-        ObservableType::Ipv6 | ObservableType::Ipv6Cidr => ("ipv6-addr", single("value", json!(value))),
+        ObservableType::Domain if sco_domain_ok(value) => {
+            ("domain-name", single("value", json!(value)))
+        }
+        ObservableType::Ipv4 | ObservableType::Ipv4Cidr => {
+            ("ipv4-addr", single("value", json!(value)))
+        }
+        ObservableType::Ipv6 | ObservableType::Ipv6Cidr => {
+            ("ipv6-addr", single("value", json!(value)))
+        }
         ObservableType::Url if sco_url_ok(value) => ("url", single("value", json!(value))),
-        ObservableType::Email if sco_email_ok(value) => ("email-addr", single("value", json!(value))),
+        ObservableType::Email if sco_email_ok(value) => {
+            ("email-addr", single("value", json!(value)))
+        }
         ObservableType::Md5 => ("file", hashes("MD5")),
         ObservableType::Sha1 => ("file", hashes("SHA-1")),
         ObservableType::Sha256 => ("file", hashes("SHA-256")),
@@ -136,7 +212,9 @@ fn sco_domain_ok(value: &str) -> bool {
         !label.is_empty()
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && c.is_alphanumeric()))
+            && label.chars().all(|c| {
+                c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && c.is_alphanumeric())
+            })
     })
 }
 
@@ -147,7 +225,9 @@ fn sco_url_ok(value: &str) -> bool {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'%' {
-            if !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit)) {
+            if !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+            {
                 return false;
             }
             i += 3;
@@ -163,14 +243,22 @@ fn sco_url_ok(value: &str) -> bool {
 
 /// The validator's e-mail regex: `^[a-zA-Z0-9_.+-]+@[a-zA-Z0-9-]+\.[a-zA-Z0-9-.]+$`.
 fn sco_email_ok(value: &str) -> bool {
-    let Some((local, host)) = value.split_once('@') else { return false };
-    let Some((first, rest)) = host.split_once('.') else { return false };
+    let Some((local, host)) = value.split_once('@') else {
+        return false;
+    };
+    let Some((first, rest)) = host.split_once('.') else {
+        return false;
+    };
     !local.is_empty()
-        && local.chars().all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c))
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c))
         && !first.is_empty()
         && first.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         && !rest.is_empty()
-        && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
 #[cfg(test)]
@@ -194,10 +282,22 @@ mod tests {
     #[test]
     fn dates_fall_back_in_order() {
         let t = |s: &str| Timestamp::parse(s);
-        assert_eq!(occurrence_dates(t("2024-01-01"), None, None), Some((t("2024-01-01").unwrap(), t("2024-01-01").unwrap())));
-        assert_eq!(occurrence_dates(None, t("2024-02-01"), t("2020-01-01")), Some((t("2024-02-01").unwrap(), t("2024-02-01").unwrap())));
-        assert_eq!(occurrence_dates(None, None, t("2020-01-01")), Some((t("2020-01-01").unwrap(), t("2020-01-01").unwrap())));
-        assert_eq!(occurrence_dates(t("2024-03-01"), t("2024-01-01"), None), Some((t("2024-03-01").unwrap(), t("2024-03-01").unwrap())));
+        assert_eq!(
+            occurrence_dates(t("2024-01-01"), None, None),
+            Some((t("2024-01-01").unwrap(), t("2024-01-01").unwrap()))
+        );
+        assert_eq!(
+            occurrence_dates(None, t("2024-02-01"), t("2020-01-01")),
+            Some((t("2024-02-01").unwrap(), t("2024-02-01").unwrap()))
+        );
+        assert_eq!(
+            occurrence_dates(None, None, t("2020-01-01")),
+            Some((t("2020-01-01").unwrap(), t("2020-01-01").unwrap()))
+        );
+        assert_eq!(
+            occurrence_dates(t("2024-03-01"), t("2024-01-01"), None),
+            Some((t("2024-03-01").unwrap(), t("2024-03-01").unwrap()))
+        );
         assert_eq!(occurrence_dates(None, None, None), None);
     }
 }

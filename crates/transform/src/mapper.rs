@@ -7,13 +7,17 @@
 use std::collections::{HashMap, HashSet};
 
 use ctiport_model::graph::{IntelProfile, ProfileIndicator};
-use ctiport_model::record::{Emitted, Mapped, MappedIndicator, MappedProfile, RecordKind, Rejection, SourceRecord};
+use ctiport_model::record::{
+    Emitted, Mapped, MappedIndicator, MappedProfile, RecordKind, Rejection, SourceRecord,
+};
 use ctiport_model::stix::{EncodedObject, StixObject};
 use ctiport_model::timestamp::Timestamp;
 
 use crate::context::Context;
 use crate::ids::uuid_key;
-use crate::indicator::{IndicatorFacts, indicates, indicator_object, observable_objects, occurrence_dates};
+use crate::indicator::{
+    IndicatorFacts, indicates, indicator_object, observable_objects, occurrence_dates,
+};
 use crate::mappings::Mappings;
 use crate::observable::{Classified, classify};
 use crate::options::MappingOptions;
@@ -64,26 +68,40 @@ impl Mapper {
 
     /// The objects every output starts with: the producer identity and the marking definition.
     pub fn preamble(&self) -> Vec<EncodedObject> {
-        self.ctx.preamble().into_iter().map(EncodedObject::encode).collect()
+        self.ctx
+            .preamble()
+            .into_iter()
+            .map(EncodedObject::encode)
+            .collect()
     }
 
     pub fn map(&mut self, record: SourceRecord) -> Outcome {
         match record {
             SourceRecord::Profile(profile) => self.map_profile(profile),
-            SourceRecord::Indicator { profile_id, indicator } => self.map_indicator(&profile_id, indicator),
+            SourceRecord::Indicator {
+                profile_id,
+                indicator,
+            } => self.map_indicator(&profile_id, indicator),
             SourceRecord::Rejected(rejection) => Outcome::Rejected(rejection),
         }
     }
 
     fn map_profile(&mut self, profile: IntelProfile) -> Outcome {
-        let reject = |reason: String| Rejection { id: profile.id.clone(), record: RecordKind::Profile, reason };
+        let reject = |reason: String| Rejection {
+            id: profile.id.clone(),
+            record: RecordKind::Profile,
+            reason,
+        };
         if self.profiles.contains_key(&profile.id) {
-            return Outcome::Skipped(reject("profile listed more than once; its first listing was exported".into()));
+            return Outcome::Skipped(reject(
+                "profile listed more than once; its first listing was exported".into(),
+            ));
         }
         let mapped = match map_profile(&profile, &self.ctx) {
             Ok(mapped) => mapped,
             Err(reason) => {
-                self.failed_profiles.insert(profile.id.clone(), reason.clone());
+                self.failed_profiles
+                    .insert(profile.id.clone(), reason.clone());
                 return Outcome::Rejected(reject(reason));
             }
         };
@@ -93,12 +111,19 @@ impl Mapper {
         let sequence = u32::try_from(self.profiles.len()).unwrap_or(u32::MAX);
         self.profiles.insert(
             profile.id.clone(),
-            ProfileEntry { sequence, indicated_ref: mapped.indicated_ref.clone(), first_active: profile.first_active },
+            ProfileEntry {
+                sequence,
+                indicated_ref: mapped.indicated_ref.clone(),
+                first_active: profile.first_active,
+            },
         );
         let objects = mapped
             .objects
             .iter()
-            .map(|object| Emitted { first: self.first_time(object), object: EncodedObject::encode(object) })
+            .map(|object| Emitted {
+                first: self.first_time(object),
+                object: EncodedObject::encode(object),
+            })
             .collect();
         Outcome::Mapped(Mapped::Profile(MappedProfile {
             profile_id: profile.id,
@@ -114,20 +139,40 @@ impl Mapper {
     }
 
     fn map_indicator(&mut self, profile_id: &str, indicator: ProfileIndicator) -> Outcome {
-        let reject = |reason: String| Rejection { id: indicator.id.clone(), record: RecordKind::Indicator, reason };
+        let reject = |reason: String| Rejection {
+            id: indicator.id.clone(),
+            record: RecordKind::Indicator,
+            reason,
+        };
         let Some(profile) = self.profiles.get(profile_id) else {
-            let why = self.failed_profiles.get(profile_id).map_or("is not in the profile listing".to_owned(), |r| format!("was rejected: {r}"));
+            let why = self
+                .failed_profiles
+                .get(profile_id)
+                .map_or("is not in the profile listing".to_owned(), |r| {
+                    format!("was rejected: {r}")
+                });
             return Outcome::Rejected(reject(format!("its profile '{profile_id}' {why}")));
         };
         let Some(artifact) = &indicator.artifact else {
-            return Outcome::Rejected(reject("indicator has no artifact (missing, null or empty)".into()));
+            return Outcome::Rejected(reject(
+                "indicator has no artifact (missing, null or empty)".into(),
+            ));
         };
         let (observable, value) = match classify(artifact, &self.ctx.mappings) {
             Classified::Value(observable, value) => (observable, value),
-            Classified::Skip(reason) => return Outcome::Skipped(Rejection { record: RecordKind::Indicator, ..reject(reason) }),
+            Classified::Skip(reason) => {
+                return Outcome::Skipped(Rejection {
+                    record: RecordKind::Indicator,
+                    ..reject(reason)
+                });
+            }
             Classified::Reject(reason) => return Outcome::Rejected(reject(reason)),
         };
-        let Some((created, modified)) = occurrence_dates(indicator.first_seen, indicator.last_seen, profile.first_active) else {
+        let Some((created, modified)) = occurrence_dates(
+            indicator.first_seen,
+            indicator.last_seen,
+            profile.first_active,
+        ) else {
             return Outcome::Rejected(reject(
                 "no firstSeenDateTime or lastSeenDateTime, and its profile has no firstActiveDateTime: STIX needs valid_from".into(),
             ));
@@ -141,24 +186,64 @@ impl Mapper {
                 (entry.facts.clone(), false, new_relationship)
             }
             None => {
-                let facts = IndicatorFacts::new(observable, created, modified, indicator.source.clone(), &self.ctx);
-                self.indicators.insert(key, IndicatorEntry { facts: facts.clone(), last_profile: sequence });
+                let facts = IndicatorFacts::new(
+                    observable,
+                    created,
+                    modified,
+                    indicator.source.clone(),
+                    &self.ctx,
+                );
+                self.indicators.insert(
+                    key,
+                    IndicatorEntry {
+                        facts: facts.clone(),
+                        last_profile: sequence,
+                    },
+                );
                 (facts, true, true)
             }
         };
         let indicator_stix = indicator_object(observable, &value, &facts, &self.ctx);
         let mut objects = Vec::with_capacity(4);
         if self.ctx.options.observables {
-            if let Some([sco, link]) = observable_objects(observable, &value, &indicator_stix, &self.ctx) {
-                objects.push(Emitted { object: EncodedObject::encode(&sco), first });
-                objects.push(Emitted { object: EncodedObject::encode(&link), first });
+            if let Some([sco, link]) =
+                observable_objects(observable, &value, &indicator_stix, &self.ctx)
+            {
+                objects.push(Emitted {
+                    object: EncodedObject::encode(&sco),
+                    first,
+                });
+                objects.push(Emitted {
+                    object: EncodedObject::encode(&link),
+                    first,
+                });
             }
         }
-        let relationship = indicates(indicator_stix.id(), &profile_ref, &indicator.id, created, modified, &self.ctx);
+        let relationship = indicates(
+            indicator_stix.id(),
+            &profile_ref,
+            &indicator.id,
+            created,
+            modified,
+            &self.ctx,
+        );
         let stix_id = indicator_stix.id().to_owned();
-        objects.insert(0, Emitted { object: EncodedObject::encode(&indicator_stix), first });
-        objects.push(Emitted { object: EncodedObject::encode(&relationship), first: new_relationship });
-        let confidence = self.ctx.mappings.source(facts.source.as_ref().map(|s| s.as_str())).confidence;
+        objects.insert(
+            0,
+            Emitted {
+                object: EncodedObject::encode(&indicator_stix),
+                first,
+            },
+        );
+        objects.push(Emitted {
+            object: EncodedObject::encode(&relationship),
+            first: new_relationship,
+        });
+        let confidence = self
+            .ctx
+            .mappings
+            .source(facts.source.as_ref().map(|s| s.as_str()))
+            .confidence;
         Outcome::Mapped(Mapped::Indicator(MappedIndicator {
             indicator_id: indicator.id,
             profile_id: profile_id.to_owned(),
@@ -195,7 +280,12 @@ mod tests {
         )
     }
 
-    fn indicator(profile_id: &str, id: &str, artifact: serde_json::Value, first_seen: &str) -> SourceRecord {
+    fn indicator(
+        profile_id: &str,
+        id: &str,
+        artifact: serde_json::Value,
+        first_seen: &str,
+    ) -> SourceRecord {
         SourceRecord::Indicator {
             profile_id: profile_id.into(),
             indicator: ProfileIndicator::from_json(json!({"id": id, "source": "microsoft", "firstSeenDateTime": first_seen, "artifact": artifact})).unwrap(),
@@ -210,14 +300,27 @@ mod tests {
     }
 
     fn types(m: &Mapped) -> Vec<String> {
-        m.objects().iter().map(|e| e.object.object_type.to_string()).collect()
+        m.objects()
+            .iter()
+            .map(|e| e.object.object_type.to_string())
+            .collect()
     }
 
     #[test]
     fn an_actor_becomes_a_threat_actor_with_its_context() {
         let mut mapper = mapper(MappingOptions::default());
         let m = mapped(mapper.map(profile("p1", "actor")));
-        assert_eq!(types(&m), ["threat-actor", "relationship", "location", "relationship", "identity", "note"]);
+        assert_eq!(
+            types(&m),
+            [
+                "threat-actor",
+                "relationship",
+                "location",
+                "relationship",
+                "identity",
+                "note"
+            ]
+        );
         let actor: serde_json::Value = serde_json::from_str(&m.objects()[0].object.json).unwrap();
         assert_eq!(actor["aliases"], json!(["A"]));
         let note: serde_json::Value = serde_json::from_str(&m.objects()[5].object.json).unwrap();
@@ -226,37 +329,70 @@ mod tests {
 
     #[test]
     fn both_links_intrusion_set_to_threat_actor() {
-        let mut mapper = mapper(MappingOptions { actor_as: crate::options::ActorAs::Both, ..MappingOptions::default() });
-        let Mapped::Profile(p) = mapped(mapper.map(profile("p1", "actor"))) else { panic!() };
+        let mut mapper = mapper(MappingOptions {
+            actor_as: crate::options::ActorAs::Both,
+            ..MappingOptions::default()
+        });
+        let Mapped::Profile(p) = mapped(mapper.map(profile("p1", "actor"))) else {
+            panic!()
+        };
         assert!(p.indicated_ref.starts_with("intrusion-set--"));
-        let kinds: Vec<_> = p.objects.iter().map(|e| e.object.object_type.to_string()).collect();
-        assert_eq!(&kinds[..3], ["intrusion-set", "threat-actor", "relationship"]);
+        let kinds: Vec<_> = p
+            .objects
+            .iter()
+            .map(|e| e.object.object_type.to_string())
+            .collect();
+        assert_eq!(
+            &kinds[..3],
+            ["intrusion-set", "threat-actor", "relationship"]
+        );
     }
 
     #[test]
     fn unknown_kinds_are_rejected_and_so_are_their_indicators() {
         let mut mapper = mapper(MappingOptions::default());
-        assert!(matches!(mapper.map(profile("p9", "campaign")), Outcome::Rejected(r) if r.reason.contains("unknown profile kind")));
-        let outcome = mapper.map(indicator("p9", "i1", json!({"@odata.type": "#microsoft.graph.security.hostname", "id": "a.example"}), "2024-01-01T00:00:00Z"));
+        assert!(
+            matches!(mapper.map(profile("p9", "campaign")), Outcome::Rejected(r) if r.reason.contains("unknown profile kind"))
+        );
+        let outcome = mapper.map(indicator(
+            "p9",
+            "i1",
+            json!({"@odata.type": "#microsoft.graph.security.hostname", "id": "a.example"}),
+            "2024-01-01T00:00:00Z",
+        ));
         assert!(matches!(outcome, Outcome::Rejected(r) if r.reason.contains("p9") && r.id == "i1"));
     }
 
     #[test]
     fn a_shared_indicator_is_one_object_with_one_relationship_per_profile() {
-        let mut mapper = mapper(MappingOptions { observables: true, ..MappingOptions::default() });
-        let host = json!({"@odata.type": "#microsoft.graph.security.hostname", "id": "EVIL.example.com."});
+        let mut mapper = mapper(MappingOptions {
+            observables: true,
+            ..MappingOptions::default()
+        });
+        let host =
+            json!({"@odata.type": "#microsoft.graph.security.hostname", "id": "EVIL.example.com."});
         mapper.map(profile("p1", "actor"));
         let first = mapped(mapper.map(indicator("p1", "i1", host.clone(), "2024-01-01T00:00:00Z")));
-        let again_same_profile = mapped(mapper.map(indicator("p1", "i2", host.clone(), "2023-01-01T00:00:00Z")));
+        let again_same_profile =
+            mapped(mapper.map(indicator("p1", "i2", host.clone(), "2023-01-01T00:00:00Z")));
         let second_profile = mapped(mapper.map(profile("p2", "tool")));
         let other = mapped(mapper.map(indicator("p2", "i3", host, "2022-01-01T00:00:00Z")));
         assert!(first.objects().iter().all(|e| e.first));
         assert!(again_same_profile.objects().iter().all(|e| !e.first));
         assert!(second_profile.objects().iter().any(|e| e.first));
-        let firsts: Vec<_> = other.objects().iter().map(|e| (e.object.object_type.to_string(), e.first)).collect();
+        let firsts: Vec<_> = other
+            .objects()
+            .iter()
+            .map(|e| (e.object.object_type.to_string(), e.first))
+            .collect();
         assert_eq!(
             firsts,
-            [("indicator".into(), false), ("domain-name".into(), false), ("relationship".into(), false), ("relationship".into(), true)]
+            [
+                ("indicator".into(), false),
+                ("domain-name".into(), false),
+                ("relationship".into(), false),
+                ("relationship".into(), true)
+            ]
         );
         // The repeat is byte-identical to the first emission, whatever the later occurrence's dates.
         assert_eq!(first.objects()[0].object, other.objects()[0].object);
@@ -266,10 +402,22 @@ mod tests {
     fn skips_and_rejects_carry_the_indicator_id() {
         let mut mapper = mapper(MappingOptions::default());
         mapper.map(profile("p1", "actor"));
-        let skipped = mapper.map(indicator("p1", "c1", json!({"@odata.type": "#microsoft.graph.security.hostCookie", "id": "Y29va2ll"}), "2024-01-01T00:00:00Z"));
+        let skipped = mapper.map(indicator(
+            "p1",
+            "c1",
+            json!({"@odata.type": "#microsoft.graph.security.hostCookie", "id": "Y29va2ll"}),
+            "2024-01-01T00:00:00Z",
+        ));
         assert!(matches!(skipped, Outcome::Skipped(r) if r.id == "c1"));
-        let rejected = mapper.map(indicator("p1", "b1", json!({"@odata.type": "#microsoft.graph.security.ipAddress", "id": "999.1.2.3"}), "2024-01-01T00:00:00Z"));
-        assert!(matches!(rejected, Outcome::Rejected(r) if r.id == "b1" && r.reason.contains("IP")));
+        let rejected = mapper.map(indicator(
+            "p1",
+            "b1",
+            json!({"@odata.type": "#microsoft.graph.security.ipAddress", "id": "999.1.2.3"}),
+            "2024-01-01T00:00:00Z",
+        ));
+        assert!(
+            matches!(rejected, Outcome::Rejected(r) if r.id == "b1" && r.reason.contains("IP"))
+        );
         let empty = mapper.map(indicator("p1", "e1", json!({}), "2024-01-01T00:00:00Z"));
         assert!(matches!(empty, Outcome::Rejected(r) if r.reason.contains("artifact")));
     }
@@ -277,13 +425,30 @@ mod tests {
     #[test]
     fn mapping_is_deterministic() {
         let run = || {
-            let mut mapper = mapper(MappingOptions { observables: true, ..MappingOptions::default() });
-            let mut jsons: Vec<String> = mapper.preamble().into_iter().map(|o| o.json.to_string()).collect();
+            let mut mapper = mapper(MappingOptions {
+                observables: true,
+                ..MappingOptions::default()
+            });
+            let mut jsons: Vec<String> = mapper
+                .preamble()
+                .into_iter()
+                .map(|o| o.json.to_string())
+                .collect();
             for record in [
                 profile("p1", "actor"),
-                indicator("p1", "i1", json!({"@odata.type": "#microsoft.graph.security.unclassifiedArtifact", "kind": "url", "value": "http://x.example/it's\\"}), "2024-01-01T00:00:00.5Z"),
+                indicator(
+                    "p1",
+                    "i1",
+                    json!({"@odata.type": "#microsoft.graph.security.unclassifiedArtifact", "kind": "url", "value": "http://x.example/it's\\"}),
+                    "2024-01-01T00:00:00.5Z",
+                ),
             ] {
-                jsons.extend(mapped(mapper.map(record)).objects().iter().map(|e| e.object.json.to_string()));
+                jsons.extend(
+                    mapped(mapper.map(record))
+                        .objects()
+                        .iter()
+                        .map(|e| e.object.json.to_string()),
+                );
             }
             jsons
         };

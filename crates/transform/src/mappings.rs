@@ -13,11 +13,21 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum MappingError {
     #[error("{file}: cannot read: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}: not valid JSON: {source}")]
-    Json { file: PathBuf, source: serde_json::Error },
+    Json {
+        file: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("{file}: {pointer}: {message}")]
-    Schema { file: PathBuf, pointer: String, message: String },
+    Schema {
+        file: PathBuf,
+        pointer: String,
+        message: String,
+    },
     #[error("{file}: {message}")]
     Invalid { file: PathBuf, message: String },
 }
@@ -32,7 +42,9 @@ pub enum ArtifactHandling {
     Ip,
     X509Sha1,
     Unclassified,
-    Skip { reason: String },
+    Skip {
+        reason: String,
+    },
 }
 
 /// What an `unclassifiedArtifact.kind` says its value is.
@@ -104,7 +116,10 @@ const MARKINGS: Table = table!("markings");
 
 /// The key form tables use for free-text keys: lower-case ASCII letters and digits only.
 pub fn table_key(text: &str) -> String {
-    text.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect()
+    text.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 impl Mappings {
@@ -115,11 +130,19 @@ impl Mappings {
 
     /// The embedded tables, each replaced by `<dir>/<table>.json` when that file exists.
     pub fn load(override_dir: Option<&Path>) -> Result<Self, MappingError> {
-        let artifact_types: BTreeMap<String, ArtifactHandling> = load_table(&ARTIFACT_TYPES, override_dir)?;
-        let unclassified_kinds: BTreeMap<String, UnclassifiedKind> = load_table(&UNCLASSIFIED_KINDS, override_dir)?;
+        let artifact_types: BTreeMap<String, ArtifactHandling> =
+            load_table(&ARTIFACT_TYPES, override_dir)?;
+        let unclassified_kinds: BTreeMap<String, UnclassifiedKind> =
+            load_table(&UNCLASSIFIED_KINDS, override_dir)?;
         let mappings = Mappings {
-            artifact_types: artifact_types.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
-            unclassified_kinds: unclassified_kinds.into_iter().map(|(k, v)| (table_key(&k), v)).collect(),
+            artifact_types: artifact_types
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+            unclassified_kinds: unclassified_kinds
+                .into_iter()
+                .map(|(k, v)| (table_key(&k), v))
+                .collect(),
             sectors: load_table(&SECTORS, override_dir)?,
             sources: load_table(&SOURCES, override_dir)?,
             ttl_days: load_table(&TTL, override_dir)?,
@@ -133,16 +156,26 @@ impl Mappings {
     }
 
     pub fn unclassified_kind(&self, kind: &str) -> UnclassifiedKind {
-        self.unclassified_kinds.get(&table_key(kind)).copied().unwrap_or(UnclassifiedKind::Sniff)
+        self.unclassified_kinds
+            .get(&table_key(kind))
+            .copied()
+            .unwrap_or(UnclassifiedKind::Sniff)
     }
 
     /// Sectors for an MDTI target string: an exact match, else a match on the part before `:`.
     pub fn sectors_for(&self, target: &str) -> Vec<String> {
         let find = |table: &BTreeMap<String, Vec<String>>, key: &str| {
-            table.iter().find(|(k, _)| k.trim().eq_ignore_ascii_case(key.trim())).map(|(_, v)| v.clone())
+            table
+                .iter()
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case(key.trim()))
+                .map(|(_, v)| v.clone())
         };
         find(&self.sectors.exact, target)
-            .or_else(|| target.split_once(':').and_then(|(prefix, _)| find(&self.sectors.prefix, prefix)))
+            .or_else(|| {
+                target
+                    .split_once(':')
+                    .and_then(|(prefix, _)| find(&self.sectors.prefix, prefix))
+            })
             .or_else(|| find(&self.sectors.prefix, target))
             .unwrap_or_default()
     }
@@ -162,7 +195,10 @@ impl Mappings {
     /// The marking-definition object for a TLP level in a marking set.
     pub fn marking(&self, set: &str, level: &str) -> Result<&Value, String> {
         let levels = self.markings.get(set).ok_or_else(|| {
-            format!("unknown marking set '{set}' (known: {})", self.markings.keys().cloned().collect::<Vec<_>>().join(", "))
+            format!(
+                "unknown marking set '{set}' (known: {})",
+                self.markings.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
         })?;
         levels.get(level).ok_or_else(|| {
             format!(
@@ -175,17 +211,36 @@ impl Mappings {
 }
 
 /// Used only if a user's `sources.json` were to lack `default`, which its schema forbids.
-static FALLBACK_SOURCE: SourceMapping = SourceMapping { confidence: 0, labels: Vec::new(), indicator_types: Vec::new() };
+static FALLBACK_SOURCE: SourceMapping = SourceMapping {
+    confidence: 0,
+    labels: Vec::new(),
+    indicator_types: Vec::new(),
+};
 
-fn load_table<T: serde::de::DeserializeOwned>(table: &Table, override_dir: Option<&Path>) -> Result<T, MappingError> {
-    let (file, text) = match override_dir.map(|dir| dir.join(table.file)).filter(|path| path.exists()) {
+fn load_table<T: serde::de::DeserializeOwned>(
+    table: &Table,
+    override_dir: Option<&Path>,
+) -> Result<T, MappingError> {
+    let (file, text) = match override_dir
+        .map(|dir| dir.join(table.file))
+        .filter(|path| path.exists())
+    {
         Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|source| MappingError::Read { file: path.clone(), source })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| MappingError::Read {
+                file: path.clone(),
+                source,
+            })?;
             (path, text)
         }
-        None => (PathBuf::from("mappings").join(table.file), table.default.to_owned()),
+        None => (
+            PathBuf::from("mappings").join(table.file),
+            table.default.to_owned(),
+        ),
     };
-    let instance: Value = serde_json::from_str(&text).map_err(|source| MappingError::Json { file: file.clone(), source })?;
+    let instance: Value = serde_json::from_str(&text).map_err(|source| MappingError::Json {
+        file: file.clone(),
+        source,
+    })?;
     validate_against_schema(&file, table.schema, &instance)?;
     let without_comment = match instance {
         Value::Object(mut map) => {
@@ -194,20 +249,36 @@ fn load_table<T: serde::de::DeserializeOwned>(table: &Table, override_dir: Optio
         }
         other => other,
     };
-    serde_json::from_value(without_comment).map_err(|source| MappingError::Invalid { file, message: source.to_string() })
+    serde_json::from_value(without_comment).map_err(|source| MappingError::Invalid {
+        file,
+        message: source.to_string(),
+    })
 }
 
-fn validate_against_schema(file: &Path, schema: &str, instance: &Value) -> Result<(), MappingError> {
-    let invalid = |message: String| MappingError::Invalid { file: file.to_owned(), message };
-    let schema: Value = serde_json::from_str(schema).map_err(|e| invalid(format!("embedded schema is broken: {e}")))?;
-    let validator = jsonschema::validator_for(&schema).map_err(|e| invalid(format!("embedded schema is broken: {e}")))?;
+fn validate_against_schema(
+    file: &Path,
+    schema: &str,
+    instance: &Value,
+) -> Result<(), MappingError> {
+    let invalid = |message: String| MappingError::Invalid {
+        file: file.to_owned(),
+        message,
+    };
+    let schema: Value = serde_json::from_str(schema)
+        .map_err(|e| invalid(format!("embedded schema is broken: {e}")))?;
+    let validator = jsonschema::validator_for(&schema)
+        .map_err(|e| invalid(format!("embedded schema is broken: {e}")))?;
     match validator.iter_errors(instance).next() {
         None => Ok(()),
         Some(error) => {
             let pointer = error.instance_path.to_string();
             Err(MappingError::Schema {
                 file: file.to_owned(),
-                pointer: if pointer.is_empty() { "/".into() } else { pointer },
+                pointer: if pointer.is_empty() {
+                    "/".into()
+                } else {
+                    pointer
+                },
                 message: error.to_string(),
             })
         }
@@ -221,15 +292,36 @@ mod tests {
     #[test]
     fn embedded_tables_load() {
         let mappings = Mappings::embedded().unwrap();
-        assert_eq!(mappings.artifact_handling("hostname"), Some(&ArtifactHandling::Hostname));
-        assert!(matches!(mappings.artifact_handling("hostcookie"), Some(ArtifactHandling::Skip { .. })));
-        assert_eq!(mappings.unclassified_kind("File Hash"), UnclassifiedKind::Hash);
-        assert_eq!(mappings.unclassified_kind("never-heard-of-it"), UnclassifiedKind::Sniff);
-        assert_eq!(mappings.sectors_for("Government Agencies & Services: Defense"), vec!["defense", "government-national"]);
-        assert_eq!(mappings.sectors_for("financial services: Banking"), vec!["financial-services"]);
+        assert_eq!(
+            mappings.artifact_handling("hostname"),
+            Some(&ArtifactHandling::Hostname)
+        );
+        assert!(matches!(
+            mappings.artifact_handling("hostcookie"),
+            Some(ArtifactHandling::Skip { .. })
+        ));
+        assert_eq!(
+            mappings.unclassified_kind("File Hash"),
+            UnclassifiedKind::Hash
+        );
+        assert_eq!(
+            mappings.unclassified_kind("never-heard-of-it"),
+            UnclassifiedKind::Sniff
+        );
+        assert_eq!(
+            mappings.sectors_for("Government Agencies & Services: Defense"),
+            vec!["defense", "government-national"]
+        );
+        assert_eq!(
+            mappings.sectors_for("financial services: Banking"),
+            vec!["financial-services"]
+        );
         assert!(mappings.sectors_for("Underwater Basket Weaving").is_empty());
         assert_eq!(mappings.source(Some("microsoft")).confidence, 85);
-        assert_eq!(mappings.source(Some("unheard")).labels, mappings.source(None).labels);
+        assert_eq!(
+            mappings.source(Some("unheard")).labels,
+            mappings.source(None).labels
+        );
         assert_eq!(mappings.ttl_days(ObservableType::Ipv4), Some(30));
         assert_eq!(mappings.ttl_days(ObservableType::Sha256), None);
         assert!(mappings.marking("tlp1", "amber+strict").is_err());
@@ -264,6 +356,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("sectors.json"), "{not json").unwrap();
         let error = Mappings::load(Some(dir.path())).unwrap_err().to_string();
-        assert!(error.contains("sectors.json") && error.contains("not valid JSON"), "{error}");
+        assert!(
+            error.contains("sectors.json") && error.contains("not valid JSON"),
+            "{error}"
+        );
     }
 }

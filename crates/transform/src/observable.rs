@@ -43,9 +43,11 @@ pub fn classify(artifact: &Artifact, mappings: &Mappings) -> Classified {
         ArtifactHandling::Hostname => domain(raw),
         ArtifactHandling::Ip => ip_or_cidr(raw),
         ArtifactHandling::Host => ip_or_cidr(raw).or_else(|_| domain(raw)),
-        ArtifactHandling::X509Sha1 => hash(raw, Some(40)).map(|(_, v)| (ObservableType::X509Sha1, v)).map_err(|_| {
-            format!("sslCertificate id '{raw}' is not a SHA-1 fingerprint (40 hex digits)")
-        }),
+        ArtifactHandling::X509Sha1 => hash(raw, Some(40))
+            .map(|(_, v)| (ObservableType::X509Sha1, v))
+            .map_err(|_| {
+                format!("sslCertificate id '{raw}' is not a SHA-1 fingerprint (40 hex digits)")
+            }),
         ArtifactHandling::Unclassified => {
             let kind = artifact.kind.as_deref().unwrap_or_default();
             unclassified(mappings.unclassified_kind(kind), raw)
@@ -101,11 +103,22 @@ fn sniff(raw: &str) -> Typed {
 /// Undoes the usual defanging: `hxxp`, `[.]`, `(.)`, `[dot]`, `[@]`, `[:]`.
 pub fn refang(raw: &str) -> String {
     let mut text = raw.trim().to_owned();
-    for (defanged, fanged) in [("[.]", "."), ("(.)", "."), ("[dot]", "."), ("[@]", "@"), ("[:]", ":"), ("[://]", "://")] {
+    for (defanged, fanged) in [
+        ("[.]", "."),
+        ("(.)", "."),
+        ("[dot]", "."),
+        ("[@]", "@"),
+        ("[:]", ":"),
+        ("[://]", "://"),
+    ] {
         text = text.replace(defanged, fanged);
     }
     let lower = text.to_ascii_lowercase();
-    for (defanged, fanged) in [("hxxps://", "https://"), ("hxxp://", "http://"), ("fxp://", "ftp://")] {
+    for (defanged, fanged) in [
+        ("hxxps://", "https://"),
+        ("hxxp://", "http://"),
+        ("fxp://", "ftp://"),
+    ] {
         if lower.starts_with(defanged) {
             text = format!("{fanged}{}", &text[defanged.len()..]);
         }
@@ -115,18 +128,30 @@ pub fn refang(raw: &str) -> String {
 
 /// A lower-case hex digest; with `expected_len`, of exactly that length, else any known length.
 fn hash(raw: &str, expected_len: Option<usize>) -> Typed {
-    let value: String = raw.trim().chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
+    let value: String = raw
+        .trim()
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
     let is_hex = !value.is_empty() && value.bytes().all(|b| b.is_ascii_hexdigit());
     let observable = match value.len() {
         32 => ObservableType::Md5,
         40 => ObservableType::Sha1,
         64 => ObservableType::Sha256,
         128 => ObservableType::Sha512,
-        _ => return Err(format!("'{raw}' is not an MD5, SHA-1, SHA-256 or SHA-512 hex digest")),
+        _ => {
+            return Err(format!(
+                "'{raw}' is not an MD5, SHA-1, SHA-256 or SHA-512 hex digest"
+            ));
+        }
     };
     match expected_len {
         _ if !is_hex => Err(format!("'{raw}' is not a hex digest")),
-        Some(len) if len != value.len() => Err(format!("'{raw}' has {} hex digits, expected {len}", value.len())),
+        Some(len) if len != value.len() => Err(format!(
+            "'{raw}' has {} hex digits, expected {len}",
+            value.len()
+        )),
         _ => Ok((observable, value)),
     }
 }
@@ -144,7 +169,10 @@ pub fn ip_or_cidr(raw: &str) -> Typed {
     let address = address.split('%').next().unwrap_or(address);
     let parsed: IpAddr = address.parse().map_err(|_| invalid())?;
     let parsed = match parsed {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     };
     let mapped_from_v6 = matches!(parsed, IpAddr::V4(_)) && address.contains(':');
@@ -152,7 +180,11 @@ pub fn ip_or_cidr(raw: &str) -> Typed {
         (IpAddr::V4(v4), None) => Ok((ObservableType::Ipv4, v4.to_string())),
         (IpAddr::V6(v6), None) => Ok((ObservableType::Ipv6, v6.to_string())),
         (IpAddr::V4(v4), Some(bits)) => {
-            let bits = if mapped_from_v6 { bits.checked_sub(96).ok_or_else(invalid)? } else { bits };
+            let bits = if mapped_from_v6 {
+                bits.checked_sub(96).ok_or_else(invalid)?
+            } else {
+                bits
+            };
             cidr_v4(v4, bits).ok_or_else(invalid)
         }
         (IpAddr::V6(v6), Some(bits)) => cidr_v6(v6, bits).ok_or_else(invalid),
@@ -204,7 +236,10 @@ pub fn domain(raw: &str) -> Typed {
         if label.len() > 63 {
             return Err(invalid("label longer than 63 characters"));
         }
-        if let Some(bad) = label.chars().find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '*'))) {
+        if let Some(bad) = label
+            .chars()
+            .find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '*')))
+        {
             return Err(invalid(&format!("character {bad:?} is not allowed")));
         }
     }
@@ -218,7 +253,11 @@ fn url(raw: &str) -> Typed {
     let Some((scheme, rest)) = text.split_once("://") else {
         return Err(invalid("no scheme"));
     };
-    if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) {
+    if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    {
         return Err(invalid("bad scheme"));
     }
     let authority_end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
@@ -229,7 +268,14 @@ fn url(raw: &str) -> Typed {
     if text.chars().any(char::is_control) {
         return Err(invalid("control characters"));
     }
-    Ok((ObservableType::Url, format!("{}://{}{tail}", scheme.to_ascii_lowercase(), authority.to_lowercase())))
+    Ok((
+        ObservableType::Url,
+        format!(
+            "{}://{}{tail}",
+            scheme.to_ascii_lowercase(),
+            authority.to_lowercase()
+        ),
+    ))
 }
 
 /// An e-mail address; the domain part is lower-cased, the local part kept.
@@ -238,7 +284,11 @@ fn email(raw: &str) -> Typed {
     let text = text.trim_start_matches("mailto:");
     let invalid = || format!("invalid e-mail address '{raw}'");
     let (local, host) = text.rsplit_once('@').ok_or_else(invalid)?;
-    if local.is_empty() || local.chars().any(|c| c.is_whitespace() || c.is_control() || c == '@') {
+    if local.is_empty()
+        || local
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '@')
+    {
         return Err(invalid());
     }
     let (_, host) = domain(host).map_err(|_| invalid())?;
@@ -253,7 +303,12 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn stub(type_name: &str, id: Option<&str>, kind: Option<&str>, value: Option<&str>) -> Artifact {
+    fn stub(
+        type_name: &str,
+        id: Option<&str>,
+        kind: Option<&str>,
+        value: Option<&str>,
+    ) -> Artifact {
         Artifact {
             type_name: type_name.into(),
             id: id.map(Into::into),
@@ -272,9 +327,18 @@ mod tests {
 
     #[test]
     fn normalizes_hostnames() {
-        assert_eq!(value_of(stub("hostname", Some("EVIL.Example.COM."), None, None)), ok(ObservableType::Domain, "evil.example.com"));
-        assert_eq!(value_of(stub("hostname", Some("MÜNCHEN.example"), None, None)), ok(ObservableType::Domain, "münchen.example"));
-        assert!(matches!(value_of(stub("hostname", Some("bad host.example"), None, None)), Classified::Reject(_)));
+        assert_eq!(
+            value_of(stub("hostname", Some("EVIL.Example.COM."), None, None)),
+            ok(ObservableType::Domain, "evil.example.com")
+        );
+        assert_eq!(
+            value_of(stub("hostname", Some("MÜNCHEN.example"), None, None)),
+            ok(ObservableType::Domain, "münchen.example")
+        );
+        assert!(matches!(
+            value_of(stub("hostname", Some("bad host.example"), None, None)),
+            Classified::Reject(_)
+        ));
     }
 
     #[test]
@@ -284,15 +348,35 @@ mod tests {
             ("2001:DB8:0:0:0:0:0:1", ObservableType::Ipv6, "2001:db8::1"),
             ("::ffff:198.51.100.7", ObservableType::Ipv4, "198.51.100.7"),
             ("203.0.113.5/24", ObservableType::Ipv4Cidr, "203.0.113.0/24"),
-            ("2001:db8:abcd::/48", ObservableType::Ipv6Cidr, "2001:db8:abcd::/48"),
+            (
+                "2001:db8:abcd::/48",
+                ObservableType::Ipv6Cidr,
+                "2001:db8:abcd::/48",
+            ),
             ("198.51.100.7/32", ObservableType::Ipv4, "198.51.100.7"),
             ("fe80::1%eth0", ObservableType::Ipv6, "fe80::1"),
             ("198.51.100[.]7", ObservableType::Ipv4, "198.51.100.7"),
         ] {
-            assert_eq!(value_of(stub("ipAddress".to_lowercase().as_str(), Some(raw), None, None)), ok(observable, expected), "{raw}");
+            assert_eq!(
+                value_of(stub(
+                    "ipAddress".to_lowercase().as_str(),
+                    Some(raw),
+                    None,
+                    None
+                )),
+                ok(observable, expected),
+                "{raw}"
+            );
         }
-        for raw in ["999.1.2.3", "1.2.3.4/33", "::1/129", "1.2.3", "198.051.100.7"] {
-            let Classified::Reject(reason) = value_of(stub("ipaddress", Some(raw), None, None)) else {
+        for raw in [
+            "999.1.2.3",
+            "1.2.3.4/33",
+            "::1/129",
+            "1.2.3",
+            "198.051.100.7",
+        ] {
+            let Classified::Reject(reason) = value_of(stub("ipaddress", Some(raw), None, None))
+            else {
                 panic!("{raw} should be rejected");
             };
             assert!(reason.contains("IP"), "{reason}");
@@ -302,32 +386,98 @@ mod tests {
     #[test]
     fn certificates_need_a_sha1() {
         assert_eq!(
-            value_of(stub("sslcertificate", Some("01:23:45:67:89:AB:CD:EF:01:23:45:67:89:ab:cd:ef:01:23:45:67"), None, None)),
-            ok(ObservableType::X509Sha1, "0123456789abcdef0123456789abcdef01234567")
+            value_of(stub(
+                "sslcertificate",
+                Some("01:23:45:67:89:AB:CD:EF:01:23:45:67:89:ab:cd:ef:01:23:45:67"),
+                None,
+                None
+            )),
+            ok(
+                ObservableType::X509Sha1,
+                "0123456789abcdef0123456789abcdef01234567"
+            )
         );
-        assert!(matches!(value_of(stub("sslcertificate", Some("abc"), None, None)), Classified::Reject(_)));
+        assert!(matches!(
+            value_of(stub("sslcertificate", Some("abc"), None, None)),
+            Classified::Reject(_)
+        ));
     }
 
     #[test]
     fn classifies_unclassified_values_by_kind_then_by_sniffing() {
         let md5 = "D41D8CD98F00B204E9800998ECF8427E";
-        assert_eq!(value_of(stub("unclassifiedartifact", None, Some("md5"), Some(md5))), ok(ObservableType::Md5, &md5.to_lowercase()));
-        assert_eq!(value_of(stub("unclassifiedartifact", None, Some("fileHash"), Some(&"a".repeat(64)))), ok(ObservableType::Sha256, &"a".repeat(64)));
-        assert!(matches!(value_of(stub("unclassifiedartifact", None, Some("sha256"), Some(md5))), Classified::Reject(_)));
         assert_eq!(
-            value_of(stub("unclassifiedartifact", None, Some("Url"), Some("HXXP://Evil.Example.com/It's\\a"))),
+            value_of(stub("unclassifiedartifact", None, Some("md5"), Some(md5))),
+            ok(ObservableType::Md5, &md5.to_lowercase())
+        );
+        assert_eq!(
+            value_of(stub(
+                "unclassifiedartifact",
+                None,
+                Some("fileHash"),
+                Some(&"a".repeat(64))
+            )),
+            ok(ObservableType::Sha256, &"a".repeat(64))
+        );
+        assert!(matches!(
+            value_of(stub(
+                "unclassifiedartifact",
+                None,
+                Some("sha256"),
+                Some(md5)
+            )),
+            Classified::Reject(_)
+        ));
+        assert_eq!(
+            value_of(stub(
+                "unclassifiedartifact",
+                None,
+                Some("Url"),
+                Some("HXXP://Evil.Example.com/It's\\a")
+            )),
             ok(ObservableType::Url, "http://evil.example.com/It's\\a")
         );
-        assert_eq!(value_of(stub("unclassifiedartifact", None, Some("whatever"), Some("a@B.example"))), ok(ObservableType::Email, "a@b.example"));
-        assert_eq!(value_of(stub("unclassifiedartifact", None, None, Some("http://[2001:db8::1]/x"))), ok(ObservableType::Url, "http://[2001:db8::1]/x"));
-        assert_eq!(value_of(stub("unclassifiedartifact", Some("fallback.example"), Some("domain"), None)), ok(ObservableType::Domain, "fallback.example"));
+        assert_eq!(
+            value_of(stub(
+                "unclassifiedartifact",
+                None,
+                Some("whatever"),
+                Some("a@B.example")
+            )),
+            ok(ObservableType::Email, "a@b.example")
+        );
+        assert_eq!(
+            value_of(stub(
+                "unclassifiedartifact",
+                None,
+                None,
+                Some("http://[2001:db8::1]/x")
+            )),
+            ok(ObservableType::Url, "http://[2001:db8::1]/x")
+        );
+        assert_eq!(
+            value_of(stub(
+                "unclassifiedartifact",
+                Some("fallback.example"),
+                Some("domain"),
+                None
+            )),
+            ok(ObservableType::Domain, "fallback.example")
+        );
     }
 
     #[test]
     fn skips_and_rejects_with_reasons() {
-        assert!(matches!(value_of(stub("hostcookie", Some("b64"), None, None)), Classified::Skip(r) if r.contains("hostCookie")));
-        assert_eq!(value_of(stub("futureartifacttype", Some("x"), None, None)), Classified::Reject("unknown artifact type 'futureartifacttype'".into()));
-        assert!(matches!(value_of(stub("hostname", None, None, None)), Classified::Reject(r) if r.contains("no value")));
+        assert!(
+            matches!(value_of(stub("hostcookie", Some("b64"), None, None)), Classified::Skip(r) if r.contains("hostCookie"))
+        );
+        assert_eq!(
+            value_of(stub("futureartifacttype", Some("x"), None, None)),
+            Classified::Reject("unknown artifact type 'futureartifacttype'".into())
+        );
+        assert!(
+            matches!(value_of(stub("hostname", None, None, None)), Classified::Reject(r) if r.contains("no value"))
+        );
     }
 
     proptest! {

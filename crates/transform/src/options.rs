@@ -20,7 +20,9 @@ impl FromStr for ActorAs {
             "threat-actor" => Ok(ActorAs::ThreatActor),
             "intrusion-set" => Ok(ActorAs::IntrusionSet),
             "both" => Ok(ActorAs::Both),
-            other => Err(format!("'{other}' is not one of threat-actor, intrusion-set, both")),
+            other => Err(format!(
+                "'{other}' is not one of threat-actor, intrusion-set, both"
+            )),
         }
     }
 }

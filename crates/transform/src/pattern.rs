@@ -53,7 +53,11 @@ impl std::fmt::Display for PatternError {
 /// compares against (unescaped), in order. This is ctiport's own check for `ctiport validate`; the
 /// OASIS `stix2-patterns` validator remains the oracle in the test suite.
 pub fn check_pattern(pattern: &str) -> Result<Vec<String>, PatternError> {
-    let mut parser = Parser { text: pattern, pos: 0, literals: Vec::new() };
+    let mut parser = Parser {
+        text: pattern,
+        pos: 0,
+        literals: Vec::new(),
+    };
     parser.observation_expressions()?;
     parser.skip_space();
     if parser.pos != pattern.len() {
@@ -73,7 +77,10 @@ const WORD_OPERATORS: [&str; 5] = ["IN", "LIKE", "MATCHES", "ISSUBSET", "ISSUPER
 
 impl Parser<'_> {
     fn error(&self, message: &str) -> PatternError {
-        PatternError { offset: self.pos, message: message.to_owned() }
+        PatternError {
+            offset: self.pos,
+            message: message.to_owned(),
+        }
     }
 
     fn rest(&self) -> &str {
@@ -171,7 +178,11 @@ impl Parser<'_> {
     fn comparison_term(&mut self) -> Result<(), PatternError> {
         if self.eat("(") {
             self.comparison_expression()?;
-            return if self.eat(")") { Ok(()) } else { Err(self.error("expected ')'")) };
+            return if self.eat(")") {
+                Ok(())
+            } else {
+                Err(self.error("expected ')'"))
+            };
         }
         if self.eat_keyword("EXISTS") {
             return self.object_path();
@@ -179,13 +190,20 @@ impl Parser<'_> {
         self.object_path()?;
         self.eat_keyword("NOT");
         self.skip_space();
-        if let Some(op) = COMPARISON_OPERATORS.iter().find(|op| self.rest().starts_with(**op)) {
+        if let Some(op) = COMPARISON_OPERATORS
+            .iter()
+            .find(|op| self.rest().starts_with(**op))
+        {
             self.pos += op.len();
             return self.literal();
         }
         for word in WORD_OPERATORS {
             if self.eat_keyword(word) {
-                return if word == "IN" { self.set_literal() } else { self.literal() };
+                return if word == "IN" {
+                    self.set_literal()
+                } else {
+                    self.literal()
+                };
             }
         }
         Err(self.error("expected a comparison operator"))
@@ -272,7 +290,9 @@ impl Parser<'_> {
                     Some((_, escaped @ ('\'' | '\\'))) => value.push(escaped),
                     _ => {
                         self.pos += offset;
-                        return Err(self.error("only \\' and \\\\ are valid escapes in a string literal"));
+                        return Err(
+                            self.error("only \\' and \\\\ are valid escapes in a string literal")
+                        );
                     }
                 },
                 other => value.push(other),
@@ -299,7 +319,10 @@ impl Parser<'_> {
         let rest = self.rest();
         if rest.starts_with('\'') {
             self.string_literal()
-        } else if let Some(prefix) = ['t', 'h', 'b'].into_iter().find(|p| rest.starts_with(&format!("{p}'"))) {
+        } else if let Some(prefix) = ['t', 'h', 'b']
+            .into_iter()
+            .find(|p| rest.starts_with(&format!("{p}'")))
+        {
             self.prefixed_literal(prefix)
         } else if self.eat_keyword("true") || self.eat_keyword("false") {
             Ok(())
@@ -341,16 +364,28 @@ mod tests {
 
     #[test]
     fn builds_the_reference_templates() {
-        assert_eq!(pattern_for(ObservableType::Ipv4Cidr, "203.0.113.0/24"), "[ipv4-addr:value ISSUBSET '203.0.113.0/24']");
         assert_eq!(
-            pattern_for(ObservableType::Url, "http://evil.example.com/it's\\a'path?q=1"),
+            pattern_for(ObservableType::Ipv4Cidr, "203.0.113.0/24"),
+            "[ipv4-addr:value ISSUBSET '203.0.113.0/24']"
+        );
+        assert_eq!(
+            pattern_for(
+                ObservableType::Url,
+                "http://evil.example.com/it's\\a'path?q=1"
+            ),
             r"[url:value = 'http://evil.example.com/it\'s\\a\'path?q=1']"
         );
         assert_eq!(
-            pattern_for(ObservableType::X509Sha1, "0123456789abcdef0123456789abcdef01234567"),
+            pattern_for(
+                ObservableType::X509Sha1,
+                "0123456789abcdef0123456789abcdef01234567"
+            ),
             "[x509-certificate:hashes.'SHA-1' = '0123456789abcdef0123456789abcdef01234567']"
         );
-        assert_eq!(pattern_for(ObservableType::Md5, "d41d8cd98f00b204e9800998ecf8427e"), "[file:hashes.MD5 = 'd41d8cd98f00b204e9800998ecf8427e']");
+        assert_eq!(
+            pattern_for(ObservableType::Md5, "d41d8cd98f00b204e9800998ecf8427e"),
+            "[file:hashes.MD5 = 'd41d8cd98f00b204e9800998ecf8427e']"
+        );
     }
 
     #[test]
@@ -364,7 +399,11 @@ mod tests {
             "[process:extensions.'windows-process-ext'.aslr_enabled = true]",
             "[email-message:to_refs[*].value = 'a@b.c']",
         ] {
-            assert!(check_pattern(pattern).is_ok(), "{pattern}: {:?}", check_pattern(pattern));
+            assert!(
+                check_pattern(pattern).is_ok(),
+                "{pattern}: {:?}",
+                check_pattern(pattern)
+            );
         }
     }
 

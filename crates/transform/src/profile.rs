@@ -14,7 +14,9 @@
 //! | `id` | external reference `microsoft-defender-threat-intelligence` |
 
 use ctiport_model::graph::{CountryOrRegion, FormattedContent, IntelProfile, ProfileKind};
-use ctiport_model::stix::{ExternalReference, Identity, Location, Note, ProfileObject, Relationship, StixObject};
+use ctiport_model::stix::{
+    ExternalReference, Identity, Location, Note, ProfileObject, Relationship, StixObject,
+};
 use ctiport_model::timestamp::Timestamp;
 
 use crate::context::Context;
@@ -49,8 +51,16 @@ pub fn map_profile(profile: &IntelProfile, ctx: &Context) -> Result<ProfileObjec
     };
     let created = profile_created(profile);
     let natural_key = format!("mdti-profile|{}", profile.id);
-    let description = profile.description.as_ref().or(profile.summary.as_ref()).map(content_text);
-    let aliases = if ctx.options.include_aliases { clean_aliases(&title, &profile.aliases) } else { Vec::new() };
+    let description = profile
+        .description
+        .as_ref()
+        .or(profile.summary.as_ref())
+        .map(content_text);
+    let aliases = if ctx.options.include_aliases {
+        clean_aliases(&title, &profile.aliases)
+    } else {
+        Vec::new()
+    };
 
     let mut objects = Vec::new();
     let mut dropped = Vec::new();
@@ -58,20 +68,32 @@ pub fn map_profile(profile: &IntelProfile, ctx: &Context) -> Result<ProfileObjec
     for object_type in types {
         let id = sdo_id(object_type, &natural_key);
         let mut header = ctx.header(object_type, id.clone(), created, created);
-        header.external_references =
-            vec![ExternalReference { source_name: MDTI_SOURCE_NAME.into(), description: None, external_id: Some(profile.id.clone()) }];
+        header.external_references = vec![ExternalReference {
+            source_name: MDTI_SOURCE_NAME.into(),
+            description: None,
+            external_id: Some(profile.id.clone()),
+        }];
         objects.push(StixObject::Profile(ProfileObject {
             header,
             name: title.clone(),
             description: description.clone(),
             aliases: aliases.clone(),
-            first_seen: if *object_type == "tool" { None } else { profile.first_active },
+            first_seen: if *object_type == "tool" {
+                None
+            } else {
+                profile.first_active
+            },
         }));
         ids.push(id);
     }
     let relate = |relationship_type: &'static str, source: &str, target: &str| {
         StixObject::Relationship(Relationship {
-            header: ctx.header("relationship", relationship_id(relationship_type, source, target), created, created),
+            header: ctx.header(
+                "relationship",
+                relationship_id(relationship_type, source, target),
+                created,
+                created,
+            ),
             relationship_type,
             source_ref: source.to_owned(),
             target_ref: target.to_owned(),
@@ -94,8 +116,14 @@ pub fn map_profile(profile: &IntelProfile, ctx: &Context) -> Result<ProfileObjec
                 objects.push(relate(relationship_type, source, location.id()));
                 objects.push(location);
             }
-            (Some(_), None) => dropped.push(format!("country/region {} (STIX suggests no origin relationship for a tool)", describe(place))),
-            (None, _) => dropped.push(format!("country/region {} (neither an ISO 3166-1 alpha-2 code nor a STIX region)", describe(place))),
+            (Some(_), None) => dropped.push(format!(
+                "country/region {} (STIX suggests no origin relationship for a tool)",
+                describe(place)
+            )),
+            (None, _) => dropped.push(format!(
+                "country/region {} (neither an ISO 3166-1 alpha-2 code nor a STIX region)",
+                describe(place)
+            )),
         }
     }
     for target in &profile.targets {
@@ -105,14 +133,23 @@ pub fn map_profile(profile: &IntelProfile, ctx: &Context) -> Result<ProfileObjec
     }
     if let Some(tradecraft) = &profile.tradecraft {
         objects.push(StixObject::Note(Note {
-            header: ctx.header("note", sdo_id("note", &format!("tradecraft|{}", profile.id)), created, created),
+            header: ctx.header(
+                "note",
+                sdo_id("note", &format!("tradecraft|{}", profile.id)),
+                created,
+                created,
+            ),
             summary: Some(format!("Tradecraft: {title}")),
             content: content_text(tradecraft),
             authors: vec![ctx.options.producer_name.clone()],
             object_refs: ids.clone(),
         }));
     }
-    Ok(ProfileObjects { indicated_ref: primary, objects, dropped })
+    Ok(ProfileObjects {
+        indicated_ref: primary,
+        objects,
+        dropped,
+    })
 }
 
 /// Markdown and text are kept verbatim except for line endings, which become `\n`.
@@ -134,30 +171,79 @@ fn clean_aliases(title: &str, aliases: &[String]) -> Vec<String> {
 }
 
 fn describe(place: &CountryOrRegion) -> String {
-    format!("'{}' / '{}'", place.code.as_deref().unwrap_or(""), place.label.as_deref().unwrap_or(""))
+    format!(
+        "'{}' / '{}'",
+        place.code.as_deref().unwrap_or(""),
+        place.label.as_deref().unwrap_or("")
+    )
 }
 
 /// STIX `region-ov`.
 const REGIONS: [&str; 29] = [
-    "africa", "eastern-africa", "middle-africa", "northern-africa", "southern-africa", "western-africa", "americas",
-    "latin-america-caribbean", "south-america", "caribbean", "central-america", "northern-america", "asia", "central-asia",
-    "eastern-asia", "southern-asia", "south-eastern-asia", "western-asia", "europe", "eastern-europe", "northern-europe",
-    "southern-europe", "western-europe", "oceania", "australia-new-zealand", "melanesia", "micronesia", "polynesia",
+    "africa",
+    "eastern-africa",
+    "middle-africa",
+    "northern-africa",
+    "southern-africa",
+    "western-africa",
+    "americas",
+    "latin-america-caribbean",
+    "south-america",
+    "caribbean",
+    "central-america",
+    "northern-america",
+    "asia",
+    "central-asia",
+    "eastern-asia",
+    "southern-asia",
+    "south-eastern-asia",
+    "western-asia",
+    "europe",
+    "eastern-europe",
+    "northern-europe",
+    "southern-europe",
+    "western-europe",
+    "oceania",
+    "australia-new-zealand",
+    "melanesia",
+    "micronesia",
+    "polynesia",
     "antarctica",
 ];
 
 /// A country (ISO 3166-1 alpha-2 code) or a STIX region; `None` when it is neither.
 fn location(place: &CountryOrRegion, ctx: &Context) -> Option<StixObject> {
-    let code = place.code.as_deref().map(str::trim).filter(|c| c.len() == 2 && c.chars().all(|ch| ch.is_ascii_alphabetic()));
+    let code = place
+        .code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| c.len() == 2 && c.chars().all(|ch| ch.is_ascii_alphabetic()));
     let region_of = |text: &str| {
         let term = text.trim().to_lowercase().replace([' ', '_'], "-");
         REGIONS.contains(&term.as_str()).then_some(term)
     };
-    let label = place.label.as_deref().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned);
+    let label = place
+        .label
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned);
     let (key, country, region) = match code {
-        Some(code) => (format!("country|{}|{}", code.to_uppercase(), label.clone().unwrap_or_default()), Some(code.to_uppercase()), None),
+        Some(code) => (
+            format!(
+                "country|{}|{}",
+                code.to_uppercase(),
+                label.clone().unwrap_or_default()
+            ),
+            Some(code.to_uppercase()),
+            None,
+        ),
         None => {
-            let region = place.code.as_deref().and_then(region_of).or_else(|| label.as_deref().and_then(region_of))?;
+            let region = place
+                .code
+                .as_deref()
+                .and_then(region_of)
+                .or_else(|| label.as_deref().and_then(region_of))?;
             (format!("region|{region}"), None, Some(region))
         }
     };
@@ -175,7 +261,12 @@ fn location(place: &CountryOrRegion, ctx: &Context) -> Option<StixObject> {
 fn sector_identity(target: &str, ctx: &Context) -> StixObject {
     let epoch = Timestamp::epoch();
     StixObject::Identity(Identity {
-        header: ctx.header("identity", sdo_id("identity", &format!("sector|{}", target.trim())), epoch, epoch),
+        header: ctx.header(
+            "identity",
+            sdo_id("identity", &format!("sector|{}", target.trim())),
+            epoch,
+            epoch,
+        ),
         name: target.trim().to_owned(),
         description: None,
         identity_class: "class",

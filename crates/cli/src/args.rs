@@ -1,0 +1,150 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ctiport",
+    version,
+    about = "Export Microsoft Defender Threat Intelligence intel profiles and indicators to STIX 2.1",
+    long_about = "Export Microsoft Defender Threat Intelligence (MDTI) intel profiles (threat actors and tools) and \
+their indicators from the Microsoft Graph Threat Intelligence API, or from a dump of it, to STIX 2.1.\n\n\
+Exit codes: 0 success; 1 the run failed (a sink or the source failed); 2 usage or configuration error; \
+3 partial (some records were rejected, everything else was delivered)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log format on stderr: human-readable text, or one JSON object per line for schedulers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CTIPORT_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Minimum level of log lines (RUST_LOG, when set, takes precedence).
+    #[arg(long, global = true, value_enum, default_value_t = LogLevel::Info, env = "CTIPORT_LOG_LEVEL")]
+    pub log_level: LogLevel,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Export profiles and indicators from a source to one or more sinks.
+    Export(ExportArgs),
+    /// Check STIX bundle files (a file, or every *.json in a directory) with ctiport's own rules.
+    Validate {
+        /// Bundle file or directory of bundle files.
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Where records come from. `dir:<path>`: a Graph dump directory (see the README for its layout).
+    #[arg(long, value_name = "SOURCE")]
+    pub from: String,
+
+    /// Where records go; repeat for several sinks fed by the same run.
+    /// `stix:<file.json>`: one STIX 2.1 bundle.
+    /// `stix:<dir>/` (trailing slash): chunked, self-contained bundles <dir>/bundle-00001.json, ….
+    /// `ndjson:<file>`: one STIX object per line.
+    #[arg(
+        long = "to",
+        value_name = "SINK",
+        required = true,
+        verbatim_doc_comment
+    )]
+    pub to: Vec<String>,
+
+    /// Write a JSON run summary (counts, per-sink status, rejected records) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+
+    /// Most objects in one chunk of a `stix:<dir>/` sink.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_bundle_objects: u64,
+
+    /// Most bytes in one chunk of a `stix:<dir>/` sink.
+    #[arg(long, value_name = "BYTES", default_value_t = 50 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub max_bundle_bytes: u64,
+
+    /// How an actor profile is represented: a threat-actor, an intrusion-set, or both (the
+    /// intrusion-set attributed-to the threat-actor; indicators then indicate the intrusion-set).
+    #[arg(long, value_enum, default_value_t = ActorAsArg::ThreatActor)]
+    pub actor_as: ActorAsArg,
+
+    /// Leave profile aliases out (some platforms merge every entity that shares an alias).
+    #[arg(long)]
+    pub no_aliases: bool,
+
+    /// Also emit cyber-observable objects (domain-name, ipv4-addr, url, file, …) with spec ids,
+    /// linked by `indicator --based-on--> observable`.
+    #[arg(long)]
+    pub observables: bool,
+
+    /// TLP marking applied to every object.
+    #[arg(long, value_enum, default_value_t = TlpArg::Amber)]
+    pub tlp: TlpArg,
+
+    /// Which marking-definition ids represent the TLP level: OASIS TLP 2.0 (`tlp2`), the STIX 2.1
+    /// predefined TLP 1.0 objects (`tlp1`; no AMBER+STRICT), or the ids OpenCTI uses (`opencti`).
+    #[arg(long, value_name = "SET", default_value = "tlp2")]
+    pub marking_set: String,
+
+    /// Directory with mapping tables that replace the built-in ones, file by file
+    /// (artifact-types.json, unclassified-kinds.json, sectors.json, sources.json, ttl.json, markings.json).
+    #[arg(long, value_name = "DIR")]
+    pub mappings: Option<PathBuf>,
+
+    /// Name of the producer identity that every object's created_by_ref points at.
+    #[arg(long, value_name = "NAME", default_value = ctiport_transform::options::DEFAULT_PRODUCER)]
+    pub producer_name: String,
+
+    /// Never draw a progress bar (it is drawn only when stderr is a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ActorAsArg {
+    ThreatActor,
+    IntrusionSet,
+    Both,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TlpArg {
+    Clear,
+    Green,
+    Amber,
+    #[value(name = "amber+strict")]
+    AmberStrict,
+    Red,
+}
+
+impl TlpArg {
+    pub fn level(self) -> &'static str {
+        match self {
+            TlpArg::Clear => "clear",
+            TlpArg::Green => "green",
+            TlpArg::Amber => "amber",
+            TlpArg::AmberStrict => "amber+strict",
+            TlpArg::Red => "red",
+        }
+    }
+}

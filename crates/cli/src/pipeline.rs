@@ -1,0 +1,163 @@
+//! The export run: one source, one mapping, many sinks, joined by bounded channels.
+//!
+//! ```text
+//! source (blocking thread) ──records──▶ mapper (blocking thread) ──Arc<Mapped>──▶ sink 1 (thread)
+//!                                                                          └────▶ sink 2 (thread) …
+//! ```
+//! Every channel is bounded, so memory is set by channel capacities, not by the size of the export,
+//! and the slowest sink sets the pace. A sink that fails stops receiving; the others go on, and the
+//! run reports the failure.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use ctiport_fetch::DumpSource;
+use ctiport_fetch::collection::Flow;
+use ctiport_model::record::{Mapped, SourceRecord};
+use ctiport_model::stix::EncodedObject;
+use ctiport_sink::{Sink, SinkError, SinkReport};
+use ctiport_transform::{Mapper, Outcome};
+use tokio::sync::mpsc;
+
+use crate::progress::Progress;
+use crate::sinks::SinkSpec;
+use crate::summary::{SinkStatus, SinkSummary, Summary};
+
+const RECORD_CHANNEL: usize = 1024;
+const SINK_CHANNEL: usize = 256;
+
+/// A configured export, ready to run. Building it validates everything (usage errors, exit 2);
+/// running it can only fail at run time (exit 1) or be partial (exit 3).
+pub struct Export {
+    pub source: DumpSource,
+    pub mapper: Mapper,
+    pub sinks: Vec<(String, Box<dyn Sink>)>,
+    pub progress: Progress,
+}
+
+impl Export {
+    pub async fn run(self) -> Result<Summary> {
+        let started = Instant::now();
+        let Export {
+            source,
+            mut mapper,
+            sinks,
+            progress,
+        } = self;
+        let preamble: Arc<[EncodedObject]> = mapper.preamble().into();
+
+        let (record_tx, mut record_rx) = mpsc::channel::<SourceRecord>(RECORD_CHANNEL);
+        let source_task = tokio::task::spawn_blocking(move || {
+            source.run(&mut |record| {
+                if record_tx.blocking_send(record).is_ok() {
+                    Flow::Continue
+                } else {
+                    Flow::Stop
+                }
+            })
+        });
+
+        let mut sink_inputs = Vec::new();
+        let mut sink_tasks = Vec::new();
+        for (name, sink) in sinks {
+            let (tx, rx) = mpsc::channel::<Arc<Mapped>>(SINK_CHANNEL);
+            let preamble = preamble.clone();
+            sink_inputs.push((name.clone(), tx));
+            sink_tasks.push((
+                name,
+                tokio::task::spawn_blocking(move || drive_sink(sink, &preamble, rx)),
+            ));
+        }
+
+        let mapping_task = tokio::task::spawn_blocking(move || {
+            let mut summary = Summary {
+                objects: preamble.len() as u64,
+                ..Summary::default()
+            };
+            while let Some(record) = record_rx.blocking_recv() {
+                match mapper.map(record) {
+                    Outcome::Mapped(mapped) => {
+                        match &mapped {
+                            Mapped::Profile(_) => summary.profiles += 1,
+                            Mapped::Indicator(_) => summary.indicators += 1,
+                        }
+                        summary.objects +=
+                            mapped.objects().iter().filter(|e| e.first).count() as u64;
+                        let mapped = Arc::new(mapped);
+                        // A failed sink has dropped its receiver; it is reported when joined.
+                        sink_inputs.retain(|(_, tx)| tx.blocking_send(mapped.clone()).is_ok());
+                    }
+                    Outcome::Rejected(rejection) => summary.reject(rejection),
+                    Outcome::Skipped(skipped) => summary.skip(skipped),
+                }
+                progress.update(&summary);
+            }
+            progress.finish();
+            summary
+        });
+
+        let source_result = source_task.await.context("the source thread panicked")?;
+        let mut summary = mapping_task.await.context("the mapping thread panicked")?;
+        for (name, task) in sink_tasks {
+            let result = task.await.context("a sink thread panicked")?;
+            summary.sinks.push(match result {
+                Ok(report) => SinkSummary {
+                    sink: name,
+                    objects: report.objects,
+                    status: SinkStatus::Ok,
+                    files: report.files,
+                    error: None,
+                },
+                Err(error) => {
+                    tracing::error!(sink = %name, "sink failed: {error}");
+                    SinkSummary {
+                        sink: name,
+                        objects: 0,
+                        status: SinkStatus::Failed,
+                        files: Vec::new(),
+                        error: Some(error.to_string()),
+                    }
+                }
+            });
+        }
+        summary.duration_seconds = started.elapsed().as_secs_f64();
+        // A source that could not be read at all makes the whole run fail, whatever the sinks did.
+        source_result.context("reading the source")?;
+        summary.decide_exit_code();
+        Ok(summary)
+    }
+}
+
+fn drive_sink(
+    mut sink: Box<dyn Sink>,
+    preamble: &[EncodedObject],
+    mut input: mpsc::Receiver<Arc<Mapped>>,
+) -> Result<SinkReport, SinkError> {
+    sink.begin(preamble)?;
+    while let Some(record) = input.blocking_recv() {
+        sink.write(&record)?;
+    }
+    sink.finish()
+}
+
+/// Opens every `--to` sink; any failure here is a configuration error.
+pub fn open_sinks(
+    specs: &[String],
+    limits: ctiport_sink::stix::ChunkLimits,
+) -> Result<Vec<(String, Box<dyn Sink>)>, String> {
+    let mut seen = std::collections::HashSet::new();
+    specs
+        .iter()
+        .map(|text| {
+            if !seen.insert(text.clone()) {
+                return Err(format!("sink '{text}' is given twice"));
+            }
+            let spec = SinkSpec::parse(text)?;
+            let sink = spec
+                .open(limits)
+                .map_err(|e| format!("cannot open sink '{text}': {e}"))?;
+            Ok((text.clone(), sink))
+        })
+        .collect()
+}

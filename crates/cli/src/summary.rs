@@ -1,0 +1,71 @@
+//! The machine-readable run summary (`--summary FILE`).
+
+use ctiport_model::record::Rejection;
+use serde::Serialize;
+
+/// How many rejected or skipped records the summary lists by name (all are counted, and all are
+/// logged); a broken dump with millions of bad lines must not produce a gigabyte summary.
+pub const LISTED_RECORDS: usize = 10_000;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub profiles: u64,
+    pub indicators: u64,
+    pub rejected: u64,
+    pub skipped: u64,
+    /// Distinct STIX objects produced by the mapping (preamble included).
+    pub objects: u64,
+    pub exit_code: i32,
+    pub duration_seconds: f64,
+    pub sinks: Vec<SinkSummary>,
+    pub rejected_records: Vec<Rejection>,
+    pub skipped_records: Vec<Rejection>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SinkSummary {
+    pub sink: String,
+    pub objects: u64,
+    pub status: SinkStatus,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkStatus {
+    Ok,
+    Failed,
+}
+
+impl Summary {
+    pub fn reject(&mut self, rejection: Rejection) {
+        tracing::warn!(id = %rejection.id, record = ?rejection.record, reason = %rejection.reason, "rejected record");
+        self.rejected += 1;
+        if self.rejected_records.len() < LISTED_RECORDS {
+            self.rejected_records.push(rejection);
+        }
+    }
+
+    pub fn skip(&mut self, skipped: Rejection) {
+        tracing::info!(id = %skipped.id, record = ?skipped.record, reason = %skipped.reason, "skipped record");
+        self.skipped += 1;
+        if self.skipped_records.len() < LISTED_RECORDS {
+            self.skipped_records.push(skipped);
+        }
+    }
+
+    /// 1 when a sink failed, 3 when records were rejected, else 0.
+    pub fn decide_exit_code(&mut self) -> i32 {
+        self.exit_code = if self.sinks.iter().any(|s| s.status == SinkStatus::Failed) {
+            1
+        } else if self.rejected > 0 {
+            3
+        } else {
+            0
+        };
+        self.exit_code
+    }
+}

@@ -14,3 +14,9 @@ pub mod profile;
 pub use mapper::{Mapper, Outcome};
 pub use mappings::{MappingError, Mappings};
 pub use options::{ActorAs, MappingOptions};
+pub mod validate;
+
+/// An RFC 3339 timestamp in UTC (`Z`), any fractional precision.
+pub(crate) fn timestamp_ok(text: &str) -> bool {
+    text.ends_with('Z') && ctiport_model::Timestamp::parse(text).is_some()
+}

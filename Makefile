@@ -1,0 +1,45 @@
+# ctiport: the two commands of the quick start are `make run` and `make test`.
+CARGO   ?= cargo
+PYTHON3 ?= python3
+VENV    := .venv
+PYTHON  := $(VENV)/bin/python
+RELEASE := target/release/ctiport
+DEBUG   := target/debug/ctiport
+
+.PHONY: run test test-rust test-e2e oracles lint bench clean
+
+## run: export the bundled sample dump to out/ and print the run summary (no credentials needed)
+run:
+	$(CARGO) build --release --locked -p ctiport
+	@mkdir -p out
+	@# The samples contain deliberately malformed records, so exit code 3 (partial) is expected.
+	$(RELEASE) export --from dir:samples/mdti --to stix:out/bundle.json --summary out/summary.json --no-progress \
+		--log-level warn; code=$$?; if [ $$code -ne 0 ] && [ $$code -ne 3 ]; then exit $$code; fi
+	@cat out/summary.json
+	@echo
+	@echo "Wrote out/bundle.json (exit code 3 = partial: the samples include malformed records on purpose)."
+
+## test: Rust unit and property tests, then end-to-end tests against the pinned OASIS oracles
+test: test-rust test-e2e
+
+test-rust:
+	$(CARGO) test --workspace --locked
+
+test-e2e: oracles
+	$(CARGO) build --locked -p ctiport
+	CTIPORT_BIN=$(CURDIR)/$(DEBUG) $(PYTHON) -m pytest tests/e2e -q -p no:cacheprovider
+
+## oracles: the Python virtualenv with the pinned stix2, stix2-validator, stix2-patterns, pytest
+oracles: $(VENV)/.installed
+
+$(VENV)/.installed: tests/oracles/requirements.txt
+	$(PYTHON3) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/oracles/requirements.txt
+	@touch $@
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+clean:
+	rm -rf out target $(VENV)

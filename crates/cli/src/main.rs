@@ -7,6 +7,7 @@ mod sinks;
 mod summary;
 mod validate;
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 

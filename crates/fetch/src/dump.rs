@@ -5,12 +5,13 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use ctiport_model::graph::{IntelProfile, ProfileIndicator, raw_record_id};
+use ctiport_model::graph::raw_record_id;
 use ctiport_model::pct::pct;
 use ctiport_model::record::{RecordKind, Rejection, SourceRecord};
 use serde_json::Value;
 
 use crate::collection::{Flow, read_collection, read_ndjson};
+use crate::records::{indicator_record, profile_record};
 
 /// Failures that stop a source before it yields anything useful.
 #[derive(Debug, thiserror::Error)]
@@ -62,16 +63,7 @@ impl DumpSource {
             let flow = match item {
                 Ok(value) => {
                     let raw_id = raw_record_id(&value);
-                    let flow = match IntelProfile::from_json(value) {
-                        Ok(profile) => emit(SourceRecord::Profile(profile)),
-                        Err(error) => emit(SourceRecord::Rejected(Rejection {
-                            id: raw_id
-                                .clone()
-                                .unwrap_or_else(|| "(profile without id)".into()),
-                            record: RecordKind::Profile,
-                            reason: error.to_string(),
-                        })),
-                    };
+                    let flow = emit(profile_record(value));
                     match raw_id {
                         // A rejected profile's indicators still go through, so each is accounted for.
                         Some(id) if flow == Flow::Continue => {
@@ -103,11 +95,8 @@ impl DumpSource {
                 continue;
             }
             let result = self.read_file(&path, Holds::IndicatorsOf(profile_id), &mut |item| {
-                emit(match item.and_then(parse_indicator) {
-                    Ok(indicator) => SourceRecord::Indicator {
-                        profile_id: profile_id.to_owned(),
-                        indicator,
-                    },
+                emit(match item {
+                    Ok(value) => indicator_record(profile_id, value),
                     Err(rejection) => SourceRecord::Rejected(rejection),
                 })
             });
@@ -218,15 +207,6 @@ fn file_rejection(id: &str, reason: &str) -> Rejection {
         record: RecordKind::File,
         reason: reason.to_owned(),
     }
-}
-
-fn parse_indicator(value: Value) -> Result<ProfileIndicator, Rejection> {
-    let id = raw_record_id(&value);
-    ProfileIndicator::from_json(value).map_err(|error| Rejection {
-        id: id.unwrap_or_else(|| "(indicator without id)".into()),
-        record: RecordKind::Indicator,
-        reason: error.to_string(),
-    })
 }
 
 #[cfg(test)]

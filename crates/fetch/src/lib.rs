@@ -1,8 +1,13 @@
-//! Sources of Graph TI records. Each yields, in order, every profile followed by that profile's
-//! indicators, as [`SourceRecord`](ctiport_model::SourceRecord)s; unreadable records are yielded as
-//! rejections so that the rest of the run goes on.
+//! Sources of Graph TI records: the live Microsoft Graph API and dump directories. Each yields, in
+//! order, every profile followed by that profile's indicators, as
+//! [`SourceRecord`](ctiport_model::SourceRecord)s; unreadable records are yielded as rejections so
+//! that the rest of the run goes on.
 
 pub mod collection;
 pub mod dump;
+pub mod graph;
+pub mod records;
+pub mod source;
 
 pub use dump::{DumpSource, SourceError};
+pub use source::{RunError, Source};

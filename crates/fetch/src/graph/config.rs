@@ -1,0 +1,78 @@
+//! Settings of the live Graph source.
+
+use std::time::Duration;
+
+use super::secret::Secret;
+
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
+pub const DEFAULT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+
+/// Client-credentials identity of the app registration (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
+/// `AZURE_CLIENT_SECRET`, as the Azure identity libraries read them).
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+#[derive(Clone, Debug)]
+pub struct GraphConfig {
+    /// `https://graph.microsoft.com/v1.0` or `…/beta`, without a trailing slash.
+    pub graph_url: String,
+    pub authority_url: String,
+    pub credentials: Credentials,
+    /// Requests per second for the whole process.
+    pub rate: f64,
+    /// Profiles whose indicator pages are fetched at the same time.
+    pub concurrency: usize,
+    pub request_timeout: Duration,
+    /// Most pages followed in one collection (guards against a server that pages forever).
+    pub max_pages: usize,
+    /// Tries per request, the first included.
+    pub max_attempts: u32,
+    /// Consecutive failed attempts, across all workers, after which the run stops.
+    pub breaker_threshold: u32,
+    /// `$top` to ask for; `None` lets the service choose.
+    pub page_size: Option<u32>,
+    /// `--kind actor|tool`, sent as `$filter=kind eq '…'`.
+    pub kind: Option<String>,
+    /// `--profile <id>`: fetch only these, by id.
+    pub profiles: Vec<String>,
+}
+
+impl GraphConfig {
+    pub fn new(credentials: Credentials) -> Self {
+        GraphConfig {
+            graph_url: DEFAULT_GRAPH_URL.into(),
+            authority_url: DEFAULT_AUTHORITY_URL.into(),
+            credentials,
+            rate: 10.0,
+            concurrency: 4,
+            request_timeout: Duration::from_secs(60),
+            max_pages: 100_000,
+            max_attempts: 8,
+            breaker_threshold: 30,
+            page_size: None,
+            kind: None,
+            profiles: Vec::new(),
+        }
+    }
+
+    /// `{graph}/security/threatIntelligence`
+    pub fn ti_base(&self) -> String {
+        format!(
+            "{}/security/threatIntelligence",
+            self.graph_url.trim_end_matches('/')
+        )
+    }
+
+    pub fn token_url(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.authority_url.trim_end_matches('/'),
+            ctiport_model::pct::pct(&self.credentials.tenant_id)
+        )
+    }
+}

@@ -1,0 +1,14 @@
+//! `--from graph`: the live Microsoft Graph Threat Intelligence API.
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod retry_after;
+pub mod secret;
+pub mod throttle;
+pub mod walk;
+
+pub use config::{Credentials, GraphConfig};
+pub use error::GraphError;
+pub use secret::Secret;

@@ -1,0 +1,271 @@
+//! The walk: list `intelProfiles` (or GET the requested ones), then each profile's `indicators`,
+//! following `@odata.nextLink` verbatim until it is absent.
+//!
+//! Indicator pages of several profiles are fetched concurrently, yet records come out in listing
+//! order — each profile, then its indicators — exactly as from a dump, so a live run and a run on
+//! its dump produce the same objects. Each profile's pages go into a small bounded channel; at most
+//! `concurrency` profiles are in flight ahead of the one being consumed, so memory stays bounded.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use ctiport_model::graph::raw_record_id;
+use ctiport_model::pct::pct;
+use ctiport_model::record::{RecordKind, Rejection, SourceRecord};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::client::GraphClient;
+use super::config::GraphConfig;
+use super::error::GraphError;
+use crate::records::{indicator_record, profile_record};
+
+/// Pages of one profile buffered ahead of the consumer.
+const PAGES_AHEAD: usize = 2;
+
+/// What a profile's indicator fetcher hands to the consumer.
+enum Page {
+    Records(Vec<Value>),
+    /// The rest of this profile's indicators could not be fetched.
+    Lost(GraphError),
+}
+
+pub struct GraphWalk {
+    client: Arc<GraphClient>,
+    config: Arc<GraphConfig>,
+}
+
+/// One page of a collection: its records and the link to the next page.
+fn split_page(mut page: Value) -> (Vec<Value>, Option<String>) {
+    let next = page
+        .get("@odata.nextLink")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let records = match page.get_mut("value").map(Value::take) {
+        Some(Value::Array(items)) => items,
+        // Some beta responses wrap a single entity as {"value": {...}}.
+        Some(single @ Value::Object(_)) => vec![single],
+        _ => Vec::new(),
+    };
+    (records, next)
+}
+
+impl GraphWalk {
+    pub fn new(client: Arc<GraphClient>, config: Arc<GraphConfig>) -> Self {
+        GraphWalk { client, config }
+    }
+
+    /// Sends every record to `out`. Fatal errors (authentication, permission, circuit breaker,
+    /// the profile listing itself) end the walk with an error; a profile whose indicators cannot be
+    /// fetched is reported as a rejection and the walk goes on.
+    pub async fn run(&self, out: mpsc::Sender<SourceRecord>) -> Result<(), GraphError> {
+        let (queue_tx, mut queue_rx) =
+            mpsc::channel::<(Value, mpsc::Receiver<Page>)>(self.config.concurrency.max(1));
+        let lister = {
+            let walk = GraphWalk {
+                client: self.client.clone(),
+                config: self.config.clone(),
+            };
+            tokio::spawn(async move { walk.list_profiles(queue_tx).await })
+        };
+        while let Some((profile, mut pages)) = queue_rx.recv().await {
+            let id = raw_record_id(&profile).unwrap_or_default();
+            if out.send(profile_record(profile)).await.is_err() {
+                return Ok(());
+            }
+            while let Some(page) = pages.recv().await {
+                let records = match page {
+                    Page::Records(values) => values
+                        .into_iter()
+                        .map(|value| indicator_record(&id, value))
+                        .collect(),
+                    Page::Lost(error) if error.is_fatal() => return Err(error),
+                    Page::Lost(error) => vec![SourceRecord::Rejected(Rejection {
+                        id: format!("intelProfiles/{id}/indicators"),
+                        record: RecordKind::File,
+                        reason: format!(
+                            "the rest of this profile's indicators could not be fetched: {error}"
+                        ),
+                    })],
+                };
+                for record in records {
+                    if out.send(record).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        lister
+            .await
+            .map_err(|e| GraphError::Invalid(format!("the profile lister stopped: {e}")))?
+    }
+
+    /// Lists profiles page by page and starts an indicator fetcher for each, in order.
+    async fn list_profiles(
+        &self,
+        queue: mpsc::Sender<(Value, mpsc::Receiver<Page>)>,
+    ) -> Result<(), GraphError> {
+        let base = self.config.ti_base();
+        let mut seen = HashSet::new();
+        if !self.config.profiles.is_empty() {
+            for id in &self.config.profiles {
+                let profile = self
+                    .client
+                    .get_json(&format!("{base}/intelProfiles/{}", pct(id)))
+                    .await?;
+                let profile = split_single(profile);
+                if !self.enqueue(profile, &queue, &mut seen).await {
+                    return Ok(());
+                }
+            }
+            return Ok(());
+        }
+        let mut url = format!("{base}/intelProfiles");
+        let mut query = Vec::new();
+        if let Some(kind) = &self.config.kind {
+            query.push(format!(
+                "$filter={}",
+                encode_query_value(&format!("kind eq '{kind}'"))
+            ));
+        }
+        if let Some(top) = self.config.page_size {
+            query.push(format!("$top={top}"));
+        }
+        if !query.is_empty() {
+            url = format!("{url}?{}", query.join("&"));
+        }
+        let mut next = Some(url);
+        let mut pages = 0usize;
+        while let Some(url) = next.take() {
+            pages += 1;
+            if pages > self.config.max_pages {
+                return Err(GraphError::Invalid(format!(
+                    "the profile listing exceeded {} pages; stopping",
+                    self.config.max_pages
+                )));
+            }
+            let (records, link) = split_page(self.client.get_json(&url).await?);
+            for profile in records {
+                if !self.enqueue(profile, &queue, &mut seen).await {
+                    return Ok(());
+                }
+            }
+            next = link;
+        }
+        Ok(())
+    }
+
+    /// Starts the indicator fetcher of one profile and queues it for the consumer. Offset paging
+    /// can list a profile twice when the listing shifts; the repeat is dropped.
+    async fn enqueue(
+        &self,
+        profile: Value,
+        queue: &mpsc::Sender<(Value, mpsc::Receiver<Page>)>,
+        seen: &mut HashSet<String>,
+    ) -> bool {
+        let id = raw_record_id(&profile);
+        if let Some(id) = &id {
+            if !seen.insert(id.clone()) {
+                tracing::debug!(profile = %id, "profile listed twice; fetched once");
+                return true;
+            }
+        }
+        let (pages_tx, pages_rx) = mpsc::channel(PAGES_AHEAD);
+        if let Some(id) = id {
+            let fetcher = GraphWalk {
+                client: self.client.clone(),
+                config: self.config.clone(),
+            };
+            tokio::spawn(async move { fetcher.fetch_indicators(&id, pages_tx).await });
+        }
+        queue.send((profile, pages_rx)).await.is_ok()
+    }
+
+    async fn fetch_indicators(&self, profile_id: &str, pages: mpsc::Sender<Page>) {
+        let mut url = format!(
+            "{}/intelProfiles/{}/indicators",
+            self.config.ti_base(),
+            pct(profile_id)
+        );
+        if let Some(top) = self.config.page_size {
+            url = format!("{url}?$top={top}");
+        }
+        let mut next = Some(url);
+        let mut count = 0usize;
+        while let Some(url) = next.take() {
+            count += 1;
+            if count > self.config.max_pages {
+                let error = GraphError::Invalid(format!(
+                    "more than {} pages of indicators; stopping this profile",
+                    self.config.max_pages
+                ));
+                let _ = pages.send(Page::Lost(error)).await;
+                return;
+            }
+            match self.client.get_json(&url).await {
+                Ok(page) => {
+                    let (records, link) = split_page(page);
+                    if pages.send(Page::Records(records)).await.is_err() {
+                        return;
+                    }
+                    next = link;
+                }
+                // A profile the listing named but that has no indicator collection has none.
+                Err(GraphError::NotFound { .. }) if count == 1 => return,
+                Err(error) => {
+                    let _ = pages.send(Page::Lost(error)).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A single entity, unwrapped from `{"value": {...}}` when a beta endpoint wraps it.
+fn split_single(entity: Value) -> Value {
+    match entity {
+        Value::Object(mut map)
+            if !map.contains_key("id") && map.get("value").is_some_and(Value::is_object) =>
+        {
+            map.remove("value").unwrap_or_default()
+        }
+        other => other,
+    }
+}
+
+/// Percent-encodes an OData query value (spaces, quotes) for a URL query string.
+fn encode_query_value(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn splits_pages_and_wrapped_entities() {
+        let (records, next) = split_page(
+            json!({"@odata.nextLink": "https://g/x?$skip=2", "value": [{"id": "a"}, {"id": "b"}]}),
+        );
+        assert_eq!(
+            (records.len(), next.as_deref()),
+            (2, Some("https://g/x?$skip=2"))
+        );
+        assert_eq!(
+            split_page(json!({"value": {"id": "a"}})).0,
+            vec![json!({"id": "a"})]
+        );
+        assert_eq!(split_page(json!({"value": []})), (vec![], None));
+        assert_eq!(
+            split_single(json!({"value": {"id": "a"}})),
+            json!({"id": "a"})
+        );
+        assert_eq!(
+            encode_query_value("kind eq 'actor'"),
+            "kind%20eq%20%27actor%27"
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! Raw Graph JSON → source records, shared by every source so that a dump and a live run turn
+//! the same bytes into the same records.
+
+use ctiport_model::graph::{IntelProfile, ProfileIndicator, raw_record_id};
+use ctiport_model::record::{RecordKind, Rejection, SourceRecord};
+use serde_json::Value;
+
+pub fn profile_record(value: Value) -> SourceRecord {
+    let id = raw_record_id(&value);
+    match IntelProfile::from_json(value) {
+        Ok(profile) => SourceRecord::Profile(profile),
+        Err(error) => SourceRecord::Rejected(Rejection {
+            id: id.unwrap_or_else(|| "(profile without id)".into()),
+            record: RecordKind::Profile,
+            reason: error.to_string(),
+        }),
+    }
+}
+
+pub fn indicator_record(profile_id: &str, value: Value) -> SourceRecord {
+    let id = raw_record_id(&value);
+    match ProfileIndicator::from_json(value) {
+        Ok(indicator) => SourceRecord::Indicator {
+            profile_id: profile_id.to_owned(),
+            indicator,
+        },
+        Err(error) => SourceRecord::Rejected(Rejection {
+            id: id.unwrap_or_else(|| "(indicator without id)".into()),
+            record: RecordKind::Indicator,
+            reason: error.to_string(),
+        }),
+    }
+}

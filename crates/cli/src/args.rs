@@ -40,9 +40,14 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Where records come from. `dir:<path>`: a Graph dump directory (see the README for its layout).
+    /// Where records come from. `graph`: the live Microsoft Graph API, with credentials from
+    /// AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET. `dir:<path>`: a Graph dump
+    /// directory (see the README for its layout).
     #[arg(long, value_name = "SOURCE")]
     pub from: String,
+
+    #[command(flatten)]
+    pub graph: GraphArgs,
 
     /// Where records go; repeat for several sinks fed by the same run.
     /// `stix:<file.json>`: one STIX 2.1 bundle.
@@ -103,6 +108,56 @@ pub struct ExportArgs {
     /// Never draw a progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+}
+
+/// Options of `--from graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Graph endpoint with its version: v1.0 (default) or beta.
+    #[arg(long, value_name = "URL", default_value = ctiport_fetch::graph::config::DEFAULT_GRAPH_URL, env = "CTIPORT_GRAPH_URL")]
+    pub graph_url: String,
+
+    /// Microsoft Entra authority that issues the token.
+    #[arg(long, value_name = "URL", default_value = ctiport_fetch::graph::config::DEFAULT_AUTHORITY_URL, env = "CTIPORT_AUTHORITY_URL")]
+    pub authority_url: String,
+
+    /// Requests per second to Graph, for the whole process (all workers share one limiter).
+    #[arg(long, value_name = "N", default_value_t = 10.0)]
+    pub rate: f64,
+
+    /// Profiles whose indicator pages are fetched at the same time.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
+    /// Only profiles of this kind (sent as $filter=kind eq '…').
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+
+    /// Only this profile, fetched by id; repeat for several.
+    #[arg(long = "profile", value_name = "ID")]
+    pub profiles: Vec<String>,
+
+    /// $top to request per page (default: the service's own page size).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_size: Option<u32>,
+
+    /// Seconds before a single request is abandoned (and retried).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub request_timeout: u64,
+
+    /// Most pages followed in one collection, against runaway paging.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_pages: usize,
+
+    /// Tries per request, the first included, for 429, 5xx, resets and timeouts.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum KindArg {
+    Actor,
+    Tool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -13,7 +13,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
-use ctiport_fetch::DumpSource;
+use std::sync::Arc;
+
+use ctiport_fetch::graph::{Credentials, GraphConfig, Secret};
+use ctiport_fetch::{DumpSource, Source};
 use ctiport_sink::stix::ChunkLimits;
 use ctiport_transform::{ActorAs, Mapper, MappingOptions, Mappings};
 use tracing_subscriber::EnvFilter;
@@ -95,15 +98,9 @@ fn export(args: ExportArgs) -> ExitCode {
 /// Turns the arguments into a runnable export, or a usage/configuration error message.
 fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
     let source = match args.from.split_once(':') {
-        Some(("dir", path)) if !path.is_empty() => {
-            DumpSource::open(Path::new(path)).map_err(|e| e.to_string())?
-        }
-        _ => {
-            return Err(format!(
-                "unknown source '{}' (expected dir:<path>)",
-                args.from
-            ));
-        }
+        Some(("dir", path)) if !path.is_empty() => Source::Dump(DumpSource::open(Path::new(path)).map_err(|e| e.to_string())?),
+        None if args.from == "graph" => Source::Graph(Arc::new(graph_config(&args.graph)?)),
+        _ => return Err(format!("unknown source '{}' (expected graph or dir:<path>)", args.from)),
     };
     let mappings = Mappings::load(args.mappings.as_deref())
         .map_err(|e| format!("mapping table error: {e}"))?;
@@ -131,6 +128,39 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         sinks,
         progress: progress::Progress::new(!args.no_progress),
     })
+}
+
+/// The live source's settings; credentials only from the environment, never from arguments.
+fn graph_config(args: &args::GraphArgs) -> Result<GraphConfig, String> {
+    let variable = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let (Some(tenant_id), Some(client_id), Some(client_secret)) =
+        (variable("AZURE_TENANT_ID"), variable("AZURE_CLIENT_ID"), variable("AZURE_CLIENT_SECRET"))
+    else {
+        return Err("--from graph needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET in the environment".into());
+    };
+    if !(args.rate.is_finite() && args.rate > 0.0) {
+        return Err(format!("--rate must be a positive number of requests per second, not {}", args.rate));
+    }
+    for (option, url) in [("--graph-url", &args.graph_url), ("--authority-url", &args.authority_url)] {
+        if ctiport_fetch::graph::client::origin_of(url).is_none() {
+            return Err(format!("{option} '{url}' is not an absolute URL"));
+        }
+    }
+    let mut config = GraphConfig::new(Credentials { tenant_id, client_id, client_secret: Secret::new(client_secret) });
+    config.graph_url = args.graph_url.trim_end_matches('/').to_owned();
+    config.authority_url = args.authority_url.clone();
+    config.rate = args.rate;
+    config.concurrency = usize::from(args.concurrency);
+    config.kind = args.kind.map(|k| match k {
+        args::KindArg::Actor => "actor".to_owned(),
+        args::KindArg::Tool => "tool".to_owned(),
+    });
+    config.profiles = args.profiles.clone();
+    config.page_size = args.page_size;
+    config.request_timeout = std::time::Duration::from_secs(args.request_timeout.max(1));
+    config.max_pages = args.max_pages.max(1);
+    config.max_attempts = args.max_attempts;
+    Ok(config)
 }
 
 fn report(args: &ExportArgs, mut summary: summary::Summary) -> Result<u8> {

@@ -1,7 +1,7 @@
 //! The export run: one source, one mapping, many sinks, joined by bounded channels.
 //!
 //! ```text
-//! source (blocking thread) ──records──▶ mapper (blocking thread) ──Arc<Mapped>──▶ sink 1 (thread)
+//! source (task)            ──records──▶ mapper (blocking thread) ──Arc<Mapped>──▶ sink 1 (thread)
 //!                                                                          └────▶ sink 2 (thread) …
 //! ```
 //! Every channel is bounded, so memory is set by channel capacities, not by the size of the export,
@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use ctiport_fetch::DumpSource;
-use ctiport_fetch::collection::Flow;
+use ctiport_fetch::Source;
 use ctiport_model::record::{Mapped, SourceRecord};
 use ctiport_model::stix::EncodedObject;
 use ctiport_sink::{Sink, SinkError, SinkReport};
@@ -30,7 +29,7 @@ const SINK_CHANNEL: usize = 256;
 /// A configured export, ready to run. Building it validates everything (usage errors, exit 2);
 /// running it can only fail at run time (exit 1) or be partial (exit 3).
 pub struct Export {
-    pub source: DumpSource,
+    pub source: Source,
     pub mapper: Mapper,
     pub sinks: Vec<(String, Box<dyn Sink>)>,
     pub progress: Progress,
@@ -48,20 +47,12 @@ impl Export {
         let preamble: Arc<[EncodedObject]> = mapper.preamble().into();
 
         let (record_tx, mut record_rx) = mpsc::channel::<SourceRecord>(RECORD_CHANNEL);
-        let source_task = tokio::task::spawn_blocking(move || {
-            source.run(&mut |record| {
-                if record_tx.blocking_send(record).is_ok() {
-                    Flow::Continue
-                } else {
-                    Flow::Stop
-                }
-            })
-        });
+        let source_task = tokio::spawn(source.run(record_tx));
 
         let mut sink_inputs = Vec::new();
         let mut sink_tasks = Vec::new();
         for (name, sink) in sinks {
-            let (tx, rx) = mpsc::channel::<Arc<Mapped>>(SINK_CHANNEL);
+            let (tx, rx) = mpsc::channel::<SinkMessage>(SINK_CHANNEL);
             let preamble = preamble.clone();
             sink_inputs.push((name.clone(), tx));
             sink_tasks.push((
@@ -86,7 +77,9 @@ impl Export {
                             mapped.objects().iter().filter(|e| e.first).count() as u64;
                         let mapped = Arc::new(mapped);
                         // A failed sink has dropped its receiver; it is reported when joined.
-                        sink_inputs.retain(|(_, tx)| tx.blocking_send(mapped.clone()).is_ok());
+                        sink_inputs.retain(|(_, tx)| {
+                            tx.blocking_send(SinkMessage::Record(mapped.clone())).is_ok()
+                        });
                     }
                     Outcome::Rejected(rejection) => summary.reject(rejection),
                     Outcome::Skipped(skipped) => summary.skip(skipped),
@@ -94,11 +87,24 @@ impl Export {
                 progress.update(&summary);
             }
             progress.finish();
-            summary
+            (summary, sink_inputs)
         });
 
-        let source_result = source_task.await.context("the source thread panicked")?;
-        let mut summary = mapping_task.await.context("the mapping thread panicked")?;
+        let source_result = source_task.await.context("the source task panicked")?;
+        let (mut summary, sink_inputs) = mapping_task.await.context("the mapping thread panicked")?;
+        // Sinks commit only a complete run; after a source failure they discard what they wrote.
+        match &source_result {
+            Ok(()) => {
+                for (_, input) in &sink_inputs {
+                    let _ = input.send(SinkMessage::Commit).await;
+                }
+            }
+            Err(error) => {
+                tracing::error!("the source failed: {error}");
+                summary.source_error = Some(error.to_string());
+            }
+        }
+        drop(sink_inputs);
         for (name, task) in sink_tasks {
             let result = task.await.context("a sink thread panicked")?;
             summary.sinks.push(match result {
@@ -122,23 +128,31 @@ impl Export {
             });
         }
         summary.duration_seconds = started.elapsed().as_secs_f64();
-        // A source that could not be read at all makes the whole run fail, whatever the sinks did.
-        source_result.context("reading the source")?;
         summary.decide_exit_code();
         Ok(summary)
     }
 }
 
+/// What a sink receives: the records, then the word to commit.
+enum SinkMessage {
+    Record(Arc<Mapped>),
+    Commit,
+}
+
 fn drive_sink(
     mut sink: Box<dyn Sink>,
     preamble: &[EncodedObject],
-    mut input: mpsc::Receiver<Arc<Mapped>>,
+    mut input: mpsc::Receiver<SinkMessage>,
 ) -> Result<SinkReport, SinkError> {
     sink.begin(preamble)?;
-    while let Some(record) = input.blocking_recv() {
-        sink.write(&record)?;
+    while let Some(message) = input.blocking_recv() {
+        match message {
+            SinkMessage::Record(record) => sink.write(&record)?,
+            SinkMessage::Commit => return sink.finish(),
+        }
     }
-    sink.finish()
+    // Dropping the sink discards its temporary files.
+    Err(SinkError::Other("not written: the source failed, so the output would be incomplete".into()))
 }
 
 /// Opens every `--to` sink; any failure here is a configuration error.

@@ -17,6 +17,9 @@ pub struct Summary {
     pub objects: u64,
     pub exit_code: i32,
     pub duration_seconds: f64,
+    /// Why the source stopped before the end, when it did (the run then fails).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_error: Option<String>,
     pub sinks: Vec<SinkSummary>,
     pub rejected_records: Vec<Rejection>,
     pub skipped_records: Vec<Rejection>,
@@ -57,9 +60,9 @@ impl Summary {
         }
     }
 
-    /// 1 when a sink failed, 3 when records were rejected, else 0.
+    /// 1 when the source or a sink failed, 3 when records were rejected, else 0.
     pub fn decide_exit_code(&mut self) -> i32 {
-        self.exit_code = if self.sinks.iter().any(|s| s.status == SinkStatus::Failed) {
+        self.exit_code = if self.source_error.is_some() || self.sinks.iter().any(|s| s.status == SinkStatus::Failed) {
             1
         } else if self.rejected > 0 {
             3

@@ -1,6 +1,8 @@
 //! The records that flow between stages: what a source yields, and what the mapping hands to
 //! every sink.
 
+use std::sync::Arc;
+
 use crate::graph::{IndicatorSource, IntelProfile, ProfileIndicator, ProfileKind};
 use crate::stix::EncodedObject;
 use crate::timestamp::Timestamp;
@@ -54,6 +56,9 @@ pub struct MappedProfile {
     pub kind: ProfileKind,
     /// The STIX id indicators point their `indicates` relationships at.
     pub indicated_ref: String,
+    /// The source record, for sinks that describe a profile in their own terms (MISP events,
+    /// CSV rows) rather than as STIX.
+    pub profile: Arc<IntelProfile>,
     pub objects: Vec<Emitted>,
 }
 

@@ -126,10 +126,11 @@ impl Mapper {
             })
             .collect();
         Outcome::Mapped(Mapped::Profile(MappedProfile {
-            profile_id: profile.id,
-            title: profile.title.unwrap_or_default(),
-            kind: profile.kind,
+            profile_id: profile.id.clone(),
+            title: profile.title.clone().unwrap_or_default(),
+            kind: profile.kind.clone(),
             indicated_ref: mapped.indicated_ref,
+            profile: std::sync::Arc::new(profile),
             objects,
         }))
     }

@@ -98,9 +98,16 @@ fn export(args: ExportArgs) -> ExitCode {
 /// Turns the arguments into a runnable export, or a usage/configuration error message.
 fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
     let source = match args.from.split_once(':') {
-        Some(("dir", path)) if !path.is_empty() => Source::Dump(DumpSource::open(Path::new(path)).map_err(|e| e.to_string())?),
+        Some(("dir", path)) if !path.is_empty() => {
+            Source::Dump(DumpSource::open(Path::new(path)).map_err(|e| e.to_string())?)
+        }
         None if args.from == "graph" => Source::Graph(Arc::new(graph_config(&args.graph)?)),
-        _ => return Err(format!("unknown source '{}' (expected graph or dir:<path>)", args.from)),
+        _ => {
+            return Err(format!(
+                "unknown source '{}' (expected graph or dir:<path>)",
+                args.from
+            ));
+        }
     };
     let mappings = Mappings::load(args.mappings.as_deref())
         .map_err(|e| format!("mapping table error: {e}"))?;
@@ -117,11 +124,14 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         producer_name: args.producer_name.clone(),
     };
     let mapper = Mapper::new(options, mappings)?;
-    let limits = ChunkLimits {
-        max_objects: args.max_bundle_objects,
-        max_bytes: args.max_bundle_bytes,
+    let settings = sinks::SinkSettings {
+        chunk_limits: ChunkLimits {
+            max_objects: args.max_bundle_objects,
+            max_bytes: args.max_bundle_bytes,
+        },
+        tlp: args.tlp.level().to_owned(),
     };
-    let sinks = pipeline::open_sinks(&args.to, limits)?;
+    let sinks = pipeline::open_sinks(&args.to, &settings)?;
     Ok(pipeline::Export {
         source,
         mapper,
@@ -133,20 +143,32 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
 /// The live source's settings; credentials only from the environment, never from arguments.
 fn graph_config(args: &args::GraphArgs) -> Result<GraphConfig, String> {
     let variable = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let (Some(tenant_id), Some(client_id), Some(client_secret)) =
-        (variable("AZURE_TENANT_ID"), variable("AZURE_CLIENT_ID"), variable("AZURE_CLIENT_SECRET"))
-    else {
+    let (Some(tenant_id), Some(client_id), Some(client_secret)) = (
+        variable("AZURE_TENANT_ID"),
+        variable("AZURE_CLIENT_ID"),
+        variable("AZURE_CLIENT_SECRET"),
+    ) else {
         return Err("--from graph needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET in the environment".into());
     };
     if !(args.rate.is_finite() && args.rate > 0.0) {
-        return Err(format!("--rate must be a positive number of requests per second, not {}", args.rate));
+        return Err(format!(
+            "--rate must be a positive number of requests per second, not {}",
+            args.rate
+        ));
     }
-    for (option, url) in [("--graph-url", &args.graph_url), ("--authority-url", &args.authority_url)] {
+    for (option, url) in [
+        ("--graph-url", &args.graph_url),
+        ("--authority-url", &args.authority_url),
+    ] {
         if ctiport_fetch::graph::client::origin_of(url).is_none() {
             return Err(format!("{option} '{url}' is not an absolute URL"));
         }
     }
-    let mut config = GraphConfig::new(Credentials { tenant_id, client_id, client_secret: Secret::new(client_secret) });
+    let mut config = GraphConfig::new(Credentials {
+        tenant_id,
+        client_id,
+        client_secret: Secret::new(client_secret),
+    });
     config.graph_url = args.graph_url.trim_end_matches('/').to_owned();
     config.authority_url = args.authority_url.clone();
     config.rate = args.rate;

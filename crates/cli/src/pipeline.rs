@@ -78,7 +78,8 @@ impl Export {
                         let mapped = Arc::new(mapped);
                         // A failed sink has dropped its receiver; it is reported when joined.
                         sink_inputs.retain(|(_, tx)| {
-                            tx.blocking_send(SinkMessage::Record(mapped.clone())).is_ok()
+                            tx.blocking_send(SinkMessage::Record(mapped.clone()))
+                                .is_ok()
                         });
                     }
                     Outcome::Rejected(rejection) => summary.reject(rejection),
@@ -91,7 +92,8 @@ impl Export {
         });
 
         let source_result = source_task.await.context("the source task panicked")?;
-        let (mut summary, sink_inputs) = mapping_task.await.context("the mapping thread panicked")?;
+        let (mut summary, sink_inputs) =
+            mapping_task.await.context("the mapping thread panicked")?;
         // Sinks commit only a complete run; after a source failure they discard what they wrote.
         match &source_result {
             Ok(()) => {
@@ -152,13 +154,15 @@ fn drive_sink(
         }
     }
     // Dropping the sink discards its temporary files.
-    Err(SinkError::Other("not written: the source failed, so the output would be incomplete".into()))
+    Err(SinkError::Other(
+        "not written: the source failed, so the output would be incomplete".into(),
+    ))
 }
 
 /// Opens every `--to` sink; any failure here is a configuration error.
 pub fn open_sinks(
     specs: &[String],
-    limits: ctiport_sink::stix::ChunkLimits,
+    settings: &crate::sinks::SinkSettings,
 ) -> Result<Vec<(String, Box<dyn Sink>)>, String> {
     let mut seen = std::collections::HashSet::new();
     specs
@@ -169,7 +173,7 @@ pub fn open_sinks(
             }
             let spec = SinkSpec::parse(text)?;
             let sink = spec
-                .open(limits)
+                .open(settings)
                 .map_err(|e| format!("cannot open sink '{text}': {e}"))?;
             Ok((text.clone(), sink))
         })

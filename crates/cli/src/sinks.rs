@@ -6,6 +6,14 @@ use ctiport_sink::ndjson::NdjsonSink;
 use ctiport_sink::stix::{BundleSink, ChunkLimits, ChunkedBundleSink};
 use ctiport_sink::{Sink, SinkError};
 
+/// Options that shape what sinks write, gathered from the command line.
+#[derive(Clone, Debug)]
+pub struct SinkSettings {
+    pub chunk_limits: ChunkLimits,
+    /// The TLP level of the run (`clear`, `green`, `amber`, `amber+strict`, `red`).
+    pub tlp: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SinkSpec {
     StixFile(PathBuf),
@@ -31,10 +39,12 @@ impl SinkSpec {
         }
     }
 
-    pub fn open(&self, limits: ChunkLimits) -> Result<Box<dyn Sink>, SinkError> {
+    pub fn open(&self, settings: &SinkSettings) -> Result<Box<dyn Sink>, SinkError> {
         Ok(match self {
             SinkSpec::StixFile(path) => Box::new(BundleSink::create(path)?),
-            SinkSpec::StixChunks(dir) => Box::new(ChunkedBundleSink::create(dir, limits)?),
+            SinkSpec::StixChunks(dir) => {
+                Box::new(ChunkedBundleSink::create(dir, settings.chunk_limits)?)
+            }
             SinkSpec::Ndjson(path) => Box::new(NdjsonSink::create(path)?),
         })
     }

@@ -62,7 +62,9 @@ impl Summary {
 
     /// 1 when the source or a sink failed, 3 when records were rejected, else 0.
     pub fn decide_exit_code(&mut self) -> i32 {
-        self.exit_code = if self.source_error.is_some() || self.sinks.iter().any(|s| s.status == SinkStatus::Failed) {
+        self.exit_code = if self.source_error.is_some()
+            || self.sinks.iter().any(|s| s.status == SinkStatus::Failed)
+        {
             1
         } else if self.rejected > 0 {
             3

@@ -49,6 +49,16 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub graph: GraphArgs,
 
+    /// Enrich hostname and IP indicators: `hosts` (registrar, ASN, country, hosting provider,
+    /// netblock) and/or `reputation` (classification, score, rules). Live: one or two extra
+    /// requests per unique host; from a dump: its hosts/ and reputation/ folders.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "WHAT")]
+    pub enrich: Vec<EnrichArg>,
+
+    /// Most unique hosts enriched in one run (each costs up to two requests when live).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub enrich_max: usize,
+
     /// Where records go; repeat for several sinks fed by the same run.
     /// `stix:<file.json>`: one STIX 2.1 bundle.
     /// `stix:<dir>/` (trailing slash): chunked, self-contained bundles <dir>/bundle-00001.json, ….
@@ -152,6 +162,12 @@ pub struct GraphArgs {
     /// Tries per request, the first included, for 429, 5xx, resets and timeouts.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EnrichArg {
+    Hosts,
+    Reputation,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -15,6 +15,7 @@ use anyhow::{Context as _, Result};
 use clap::Parser;
 use std::sync::Arc;
 
+use ctiport_fetch::enrich::EnrichOptions;
 use ctiport_fetch::graph::{Credentials, GraphConfig, Secret};
 use ctiport_fetch::{DumpSource, Source};
 use ctiport_sink::stix::ChunkLimits;
@@ -97,18 +98,23 @@ fn export(args: ExportArgs) -> ExitCode {
 
 /// Turns the arguments into a runnable export, or a usage/configuration error message.
 fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
+    let enrich = EnrichOptions {
+        hosts: args.enrich.contains(&args::EnrichArg::Hosts),
+        reputation: args.enrich.contains(&args::EnrichArg::Reputation),
+        max_hosts: args.enrich_max,
+    };
     let source = match args.from.split_once(':') {
         Some(("dir", path)) if !path.is_empty() => {
-            Source::Dump(DumpSource::open(Path::new(path)).map_err(|e| e.to_string())?)
+            Source::Dump(DumpSource::open(Path::new(path)).map_err(|e| e.to_string())?.with_enrichment(enrich))
         }
-        None if args.from == "graph" => Source::Graph(Arc::new(graph_config(&args.graph)?)),
-        _ => {
-            return Err(format!(
-                "unknown source '{}' (expected graph or dir:<path>)",
-                args.from
-            ));
+        None if args.from == "graph" => {
+            let mut config = graph_config(&args.graph)?;
+            config.enrich = Some(enrich);
+            Source::Graph(Arc::new(config))
         }
+        _ => return Err(format!("unknown source '{}' (expected graph or dir:<path>)", args.from)),
     };
+
     let mappings = Mappings::load(args.mappings.as_deref())
         .map_err(|e| format!("mapping table error: {e}"))?;
     let options = MappingOptions {

@@ -11,6 +11,7 @@ use ctiport_model::record::{RecordKind, Rejection, SourceRecord};
 use serde_json::Value;
 
 use crate::collection::{Flow, read_collection, read_ndjson};
+use crate::enrich::{DumpEnricher, EnrichOptions};
 use crate::records::{indicator_record, profile_record};
 
 /// Failures that stop a source before it yields anything useful.
@@ -31,6 +32,7 @@ const BUFFER: usize = 256 * 1024;
 pub struct DumpSource {
     root: PathBuf,
     profiles_file: PathBuf,
+    enricher: Option<DumpEnricher>,
 }
 
 /// The kind of record a collection file holds.
@@ -47,10 +49,13 @@ impl DumpSource {
             .map(|name| root.join(name))
             .find(|path| path.is_file())
             .ok_or_else(|| SourceError::NoProfiles(root.to_owned()))?;
-        Ok(DumpSource {
-            root: root.to_owned(),
-            profiles_file,
-        })
+        Ok(DumpSource { root: root.to_owned(), profiles_file, enricher: None })
+    }
+
+    /// Enriches host indicators from the dump's `hosts/` and `reputation/` folders.
+    pub fn with_enrichment(mut self, options: EnrichOptions) -> Self {
+        self.enricher = options.any().then(|| DumpEnricher::new(&self.root, options));
+        self
     }
 
     /// Yields every profile followed by its indicators. `emit` returns [`Flow::Stop`] when the
@@ -96,7 +101,13 @@ impl DumpSource {
             }
             let result = self.read_file(&path, Holds::IndicatorsOf(profile_id), &mut |item| {
                 emit(match item {
-                    Ok(value) => indicator_record(profile_id, value),
+                    Ok(value) => {
+                        let mut record = indicator_record(profile_id, value);
+                        if let Some(enricher) = &self.enricher {
+                            enricher.enrich(&mut record);
+                        }
+                        record
+                    }
                     Err(rejection) => SourceRecord::Rejected(rejection),
                 })
             });
@@ -227,10 +238,7 @@ mod tests {
             .run(&mut |record| {
                 seen.push(match record {
                     SourceRecord::Profile(p) => format!("profile {}", p.id),
-                    SourceRecord::Indicator {
-                        profile_id,
-                        indicator,
-                    } => format!("indicator {profile_id}/{}", indicator.id),
+                    SourceRecord::Indicator { profile_id, indicator, .. } => format!("indicator {profile_id}/{}", indicator.id),
                     SourceRecord::Rejected(r) => {
                         format!("rejected {} ({:?}): {}", r.id, r.record, r.reason)
                     }

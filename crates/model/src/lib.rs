@@ -3,6 +3,7 @@
 //! records that flow between the source, transform and sink stages.
 
 pub mod graph;
+pub mod host;
 pub mod pct;
 pub mod record;
 pub mod stix;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::host::HostFacts;
 use crate::graph::{IndicatorSource, IntelProfile, ProfileIndicator, ProfileKind};
 use crate::stix::EncodedObject;
 use crate::timestamp::Timestamp;
@@ -14,6 +15,8 @@ pub enum SourceRecord {
     Indicator {
         profile_id: String,
         indicator: ProfileIndicator,
+        /// Enrichment of the indicator's host (`--enrich`), looked up once per host per run.
+        host: Option<Arc<HostFacts>>,
     },
     /// A record the source could not parse; the rest of the run goes on.
     Rejected(Rejection),
@@ -132,6 +135,8 @@ pub struct MappedIndicator {
     pub first_seen: Option<Timestamp>,
     pub last_seen: Option<Timestamp>,
     pub confidence: Option<u8>,
+    /// Host enrichment, when `--enrich` found any.
+    pub host: Option<Arc<HostFacts>>,
     pub stix_id: String,
     pub objects: Vec<Emitted>,
 }

@@ -5,6 +5,9 @@
 //! (its 128-bit id plus [`IndicatorFacts`], under 100 bytes), never the objects themselves.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use ctiport_model::host::HostFacts;
 
 use ctiport_model::graph::{IntelProfile, ProfileIndicator};
 use ctiport_model::record::{
@@ -78,10 +81,7 @@ impl Mapper {
     pub fn map(&mut self, record: SourceRecord) -> Outcome {
         match record {
             SourceRecord::Profile(profile) => self.map_profile(profile),
-            SourceRecord::Indicator {
-                profile_id,
-                indicator,
-            } => self.map_indicator(&profile_id, indicator),
+            SourceRecord::Indicator { profile_id, indicator, host } => self.map_indicator(&profile_id, indicator, host),
             SourceRecord::Rejected(rejection) => Outcome::Rejected(rejection),
         }
     }
@@ -139,7 +139,7 @@ impl Mapper {
         uuid_key(object.id()).is_none_or(|key| self.emitted_context.insert(key))
     }
 
-    fn map_indicator(&mut self, profile_id: &str, indicator: ProfileIndicator) -> Outcome {
+    fn map_indicator(&mut self, profile_id: &str, indicator: ProfileIndicator, host: Option<Arc<HostFacts>>) -> Outcome {
         let reject = |reason: String| Rejection {
             id: indicator.id.clone(),
             record: RecordKind::Indicator,
@@ -187,13 +187,7 @@ impl Mapper {
                 (entry.facts.clone(), false, new_relationship)
             }
             None => {
-                let facts = IndicatorFacts::new(
-                    observable,
-                    created,
-                    modified,
-                    indicator.source.clone(),
-                    &self.ctx,
-                );
+                let facts = IndicatorFacts::new(observable, created, modified, indicator.source.clone(), host, &self.ctx);
                 self.indicators.insert(
                     key,
                     IndicatorEntry {
@@ -207,17 +201,10 @@ impl Mapper {
         let indicator_stix = indicator_object(observable, &value, &facts, &self.ctx);
         let mut objects = Vec::with_capacity(4);
         if self.ctx.options.observables {
-            if let Some([sco, link]) =
-                observable_objects(observable, &value, &indicator_stix, &self.ctx)
-            {
-                objects.push(Emitted {
-                    object: EncodedObject::encode(&sco),
-                    first,
-                });
-                objects.push(Emitted {
-                    object: EncodedObject::encode(&link),
-                    first,
-                });
+            for object in observable_objects(observable, &value, &indicator_stix, facts.host.as_deref(), &self.ctx) {
+                // An autonomous system is shared by many addresses: emitted once per run.
+                let first = if object.id().starts_with("autonomous-system--") { self.first_time(&object) } else { first };
+                objects.push(Emitted { object: EncodedObject::encode(&object), first });
             }
         }
         let relationship = indicates(
@@ -240,11 +227,7 @@ impl Mapper {
             object: EncodedObject::encode(&relationship),
             first: new_relationship,
         });
-        let confidence = self
-            .ctx
-            .mappings
-            .source(facts.source.as_ref().map(|s| s.as_str()))
-            .confidence;
+        let confidence = facts.confidence(&self.ctx);
         Outcome::Mapped(Mapped::Indicator(MappedIndicator {
             indicator_id: indicator.id,
             profile_id: profile_id.to_owned(),
@@ -254,6 +237,7 @@ impl Mapper {
             first_seen: indicator.first_seen,
             last_seen: indicator.last_seen,
             confidence: Some(confidence),
+            host: facts.host.clone(),
             stix_id,
             objects,
         }))
@@ -290,6 +274,7 @@ mod tests {
         SourceRecord::Indicator {
             profile_id: profile_id.into(),
             indicator: ProfileIndicator::from_json(json!({"id": id, "source": "microsoft", "firstSeenDateTime": first_seen, "artifact": artifact})).unwrap(),
+            host: None,
         }
     }
 
@@ -454,5 +439,38 @@ mod tests {
             jsons
         };
         assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn enrichment_sets_confidence_labels_and_a_shared_autonomous_system_once() {
+        use ctiport_model::host::{HostFacts, Reputation};
+        let mut mapper = mapper(MappingOptions { observables: true, ..MappingOptions::default() });
+        mapper.map(profile("p1", "actor"));
+        let host = |address: &str| {
+            Some(Arc::new(HostFacts {
+                host: address.into(),
+                asn: Some(64500),
+                as_name: Some("EXAMPLE-AS".into()),
+                reputation: Some(Reputation { classification: "malicious".into(), score: 97, rules: Vec::new() }),
+                ..HostFacts::default()
+            }))
+        };
+        let record = |id: &str, address: &str| SourceRecord::Indicator {
+            profile_id: "p1".into(),
+            indicator: ProfileIndicator::from_json(json!({"id": id, "source": "osint", "firstSeenDateTime": "2024-01-01T00:00:00Z",
+                "artifact": {"@odata.type": "#microsoft.graph.security.ipAddress", "id": address}})).unwrap(),
+            host: host(address),
+        };
+        let first = mapped(mapper.map(record("i1", "198.51.100.1")));
+        let second = mapped(mapper.map(record("i2", "198.51.100.2")));
+        let indicator: serde_json::Value = serde_json::from_str(&first.objects()[0].object.json).unwrap();
+        assert_eq!(indicator["confidence"], 97);
+        assert!(indicator["labels"].as_array().unwrap().contains(&json!("reputation-malicious")));
+        assert!(indicator["description"].as_str().unwrap().contains("ASN: AS64500 (EXAMPLE-AS)"));
+        let autonomous_systems = |m: &Mapped| -> Vec<bool> {
+            m.objects().iter().filter(|e| &*e.object.object_type == "autonomous-system").map(|e| e.first).collect()
+        };
+        assert_eq!(autonomous_systems(&first), [true]);
+        assert_eq!(autonomous_systems(&second), [false]);
     }
 }

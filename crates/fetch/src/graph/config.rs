@@ -40,6 +40,8 @@ pub struct GraphConfig {
     pub kind: Option<String>,
     /// `--profile <id>`: fetch only these, by id.
     pub profiles: Vec<String>,
+    /// `--enrich`: host and reputation lookups.
+    pub enrich: Option<crate::enrich::EnrichOptions>,
 }
 
 impl GraphConfig {
@@ -57,6 +59,7 @@ impl GraphConfig {
             page_size: None,
             kind: None,
             profiles: Vec::new(),
+            enrich: None,
         }
     }
 

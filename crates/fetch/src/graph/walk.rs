@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use super::client::GraphClient;
 use super::config::GraphConfig;
 use super::error::GraphError;
+use crate::enrich::{EnrichOptions, GraphEnricher};
 use crate::records::{indicator_record, profile_record};
 
 /// Pages of one profile buffered ahead of the consumer.
@@ -33,6 +34,7 @@ enum Page {
 pub struct GraphWalk {
     client: Arc<GraphClient>,
     config: Arc<GraphConfig>,
+    enricher: Option<Arc<GraphEnricher>>,
 }
 
 /// One page of a collection: its records and the link to the next page.
@@ -52,7 +54,16 @@ fn split_page(mut page: Value) -> (Vec<Value>, Option<String>) {
 
 impl GraphWalk {
     pub fn new(client: Arc<GraphClient>, config: Arc<GraphConfig>) -> Self {
-        GraphWalk { client, config }
+        let enricher = config
+            .enrich
+            .filter(EnrichOptions::any)
+            .map(|options| Arc::new(GraphEnricher::new(client.clone(), config.ti_base(), options)));
+        GraphWalk { client, config, enricher }
+    }
+
+    /// Another handle on the same walk, for a spawned task.
+    fn handle(&self) -> GraphWalk {
+        GraphWalk { client: self.client.clone(), config: self.config.clone(), enricher: self.enricher.clone() }
     }
 
     /// Sends every record to `out`. Fatal errors (authentication, permission, circuit breaker,
@@ -62,10 +73,7 @@ impl GraphWalk {
         let (queue_tx, mut queue_rx) =
             mpsc::channel::<(Value, mpsc::Receiver<Page>)>(self.config.concurrency.max(1));
         let lister = {
-            let walk = GraphWalk {
-                client: self.client.clone(),
-                config: self.config.clone(),
-            };
+            let walk = self.handle();
             tokio::spawn(async move { walk.list_profiles(queue_tx).await })
         };
         while let Some((profile, mut pages)) = queue_rx.recv().await {
@@ -75,10 +83,17 @@ impl GraphWalk {
             }
             while let Some(page) = pages.recv().await {
                 let records = match page {
-                    Page::Records(values) => values
-                        .into_iter()
-                        .map(|value| indicator_record(&id, value))
-                        .collect(),
+                    Page::Records(values) => {
+                        let mut records = Vec::with_capacity(values.len());
+                        for value in values {
+                            let mut record = indicator_record(&id, value);
+                            if let Some(enricher) = &self.enricher {
+                                enricher.enrich(&mut record).await;
+                            }
+                            records.push(record);
+                        }
+                        records
+                    }
                     Page::Lost(error) if error.is_fatal() => return Err(error),
                     Page::Lost(error) => vec![SourceRecord::Rejected(Rejection {
                         id: format!("intelProfiles/{id}/indicators"),
@@ -172,10 +187,7 @@ impl GraphWalk {
         }
         let (pages_tx, pages_rx) = mpsc::channel(PAGES_AHEAD);
         if let Some(id) = id {
-            let fetcher = GraphWalk {
-                client: self.client.clone(),
-                config: self.config.clone(),
-            };
+            let fetcher = self.handle();
             tokio::spawn(async move { fetcher.fetch_indicators(&id, pages_tx).await });
         }
         queue.send((profile, pages_rx)).await.is_ok()
@@ -205,6 +217,9 @@ impl GraphWalk {
             match self.client.get_json(&url).await {
                 Ok(page) => {
                     let (records, link) = split_page(page);
+                    if let Some(enricher) = &self.enricher {
+                        enricher.prefetch(&records);
+                    }
                     if pages.send(Page::Records(records)).await.is_err() {
                         return;
                     }

@@ -1,0 +1,236 @@
+//! `--enrich hosts,reputation`: for hostname and IP indicators, what MDTI knows about the host
+//! (`hosts/{id}`) and its reputation (`hosts/{id}/reputation`). One lookup per unique host per
+//! run, within a budget (`--enrich-max`), from the live API or from a dump's `hosts/` and
+//! `reputation/` folders, so that a dump replays a live run's enrichment exactly.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ctiport_model::graph::{Artifact, odata_type_name};
+use ctiport_model::host::{HostFacts, Reputation};
+use ctiport_model::pct::pct;
+use ctiport_model::record::SourceRecord;
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+use crate::graph::GraphError;
+use crate::graph::client::GraphClient;
+
+/// What to look up, and for how many hosts at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnrichOptions {
+    pub hosts: bool,
+    pub reputation: bool,
+    pub max_hosts: usize,
+}
+
+impl EnrichOptions {
+    pub fn any(&self) -> bool {
+        self.hosts || self.reputation
+    }
+}
+
+/// The host an artifact names, normalized so that `EVIL.example.com.` and `evil.example.com`
+/// share one lookup; `None` for artifacts that are not a single host (ranges, hashes, …).
+pub fn host_key(type_name: &str, id: &str) -> Option<String> {
+    let id = id.trim();
+    match type_name {
+        "hostname" | "ipaddress" | "host" if !id.is_empty() && !id.contains('/') => Some(match id.parse::<IpAddr>() {
+            Ok(address) => address.to_string(),
+            Err(_) => id.trim_end_matches('.').to_lowercase(),
+        }),
+        _ => None,
+    }
+}
+
+fn artifact_key(artifact: &Artifact) -> Option<String> {
+    host_key(&artifact.type_name, artifact.id.as_deref()?)
+}
+
+/// The host key of a raw Graph indicator, before it is parsed.
+pub fn raw_host_key(indicator: &Value) -> Option<String> {
+    let artifact = indicator.get("artifact")?;
+    let type_name = odata_type_name(artifact.get("@odata.type")?.as_str()?);
+    host_key(&type_name, artifact.get("id")?.as_str()?)
+}
+
+/// Counts unique hosts against the budget and says once when it runs out.
+struct Budget {
+    used: AtomicUsize,
+    max: usize,
+    warned: AtomicBool,
+}
+
+impl Budget {
+    fn new(max: usize) -> Self {
+        Budget { used: AtomicUsize::new(0), max, warned: AtomicBool::new(false) }
+    }
+
+    fn take(&self) -> bool {
+        if self.used.fetch_add(1, Ordering::Relaxed) < self.max {
+            return true;
+        }
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(max = self.max, "enrichment budget reached (--enrich-max {}); further hosts are not enriched", self.max);
+        }
+        false
+    }
+}
+
+fn combine(host: &str, facts: Option<HostFacts>, reputation: Option<Reputation>) -> Option<Arc<HostFacts>> {
+    let mut facts = facts.unwrap_or_else(|| HostFacts { host: host.to_owned(), ..HostFacts::default() });
+    facts.reputation = reputation;
+    (!facts.is_empty()).then(|| Arc::new(facts))
+}
+
+/// Enrichment from a dump's `hosts/<pct(host)>.json` and `reputation/<pct(host)>.json`.
+pub struct DumpEnricher {
+    root: PathBuf,
+    options: EnrichOptions,
+    budget: Budget,
+    cache: Mutex<HashMap<String, Option<Arc<HostFacts>>>>,
+}
+
+impl DumpEnricher {
+    pub fn new(root: &Path, options: EnrichOptions) -> Self {
+        DumpEnricher { root: root.to_owned(), options, budget: Budget::new(options.max_hosts), cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// Attaches host facts to an indicator record whose artifact is a host.
+    pub fn enrich(&self, record: &mut SourceRecord) {
+        let SourceRecord::Indicator { indicator, host, .. } = record else { return };
+        let Some(key) = indicator.artifact.as_ref().and_then(artifact_key) else { return };
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = cache.get(&key) {
+            *host = known.clone();
+            return;
+        }
+        let facts = if self.budget.take() { self.read(&key) } else { None };
+        cache.insert(key, facts.clone());
+        *host = facts;
+    }
+
+    fn read(&self, key: &str) -> Option<Arc<HostFacts>> {
+        let load = |folder: &str| -> Option<Value> {
+            let path = self.root.join(folder).join(format!("{}.json", pct(key)));
+            let text = std::fs::read_to_string(&path).ok()?;
+            serde_json::from_str(&text)
+                .map_err(|e| tracing::warn!(file = %path.display(), "unreadable enrichment file: {e}"))
+                .ok()
+        };
+        let facts = if self.options.hosts { load("hosts").and_then(|v| HostFacts::from_host_json(key, &v)) } else { None };
+        let reputation = if self.options.reputation { load("reputation").and_then(|v| Reputation::from_json(&v)) } else { None };
+        combine(key, facts, reputation)
+    }
+}
+
+/// Enrichment from the live API: lookups start as soon as a page names a host (concurrently,
+/// under the shared throttle) and are awaited, in order, when the record is emitted.
+pub struct GraphEnricher {
+    client: Arc<GraphClient>,
+    base: String,
+    options: EnrichOptions,
+    budget: Budget,
+    cells: Mutex<HashMap<String, Arc<OnceCell<Option<Arc<HostFacts>>>>>>,
+}
+
+impl GraphEnricher {
+    pub fn new(client: Arc<GraphClient>, base: String, options: EnrichOptions) -> Self {
+        GraphEnricher { client, base, options, budget: Budget::new(options.max_hosts), cells: Mutex::new(HashMap::new()) }
+    }
+
+    /// Starts the lookup of every new host of a page (within the budget).
+    pub fn prefetch(self: &Arc<Self>, indicators: &[Value]) {
+        for key in indicators.iter().filter_map(raw_host_key) {
+            let cell = {
+                let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+                if cells.contains_key(&key) || !self.budget.take() {
+                    continue;
+                }
+                let cell = Arc::new(OnceCell::new());
+                cells.insert(key.clone(), cell.clone());
+                cell
+            };
+            let enricher = self.clone();
+            tokio::spawn(async move {
+                cell.get_or_init(|| enricher.lookup(&key)).await;
+            });
+        }
+    }
+
+    /// The facts of an indicator's host, once its lookup is done (`None` if never started).
+    pub async fn enrich(&self, record: &mut SourceRecord) {
+        let SourceRecord::Indicator { indicator, host, .. } = record else { return };
+        let Some(key) = indicator.artifact.as_ref().and_then(artifact_key) else { return };
+        let cell = self.cells.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+        if let Some(cell) = cell {
+            *host = cell.get_or_init(|| self.lookup(&key)).await.clone();
+        }
+    }
+
+    async fn lookup(&self, key: &str) -> Option<Arc<HostFacts>> {
+        let url = format!("{}/hosts/{}", self.base, pct(key));
+        let facts = if self.options.hosts { self.fetch(&url, key).await.and_then(|v| HostFacts::from_host_json(key, &v)) } else { None };
+        let reputation =
+            if self.options.reputation { self.fetch(&format!("{url}/reputation"), key).await.and_then(|v| Reputation::from_json(&v)) } else { None };
+        combine(key, facts, reputation)
+    }
+
+    async fn fetch(&self, url: &str, key: &str) -> Option<Value> {
+        match self.client.get_json(url).await {
+            Ok(value) => Some(value),
+            Err(GraphError::NotFound { .. }) => None,
+            Err(error) => {
+                tracing::warn!(host = key, "enrichment lookup failed, indicator exported without it: {error}");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ctiport_model::graph::ProfileIndicator;
+    use serde_json::json;
+
+    #[test]
+    fn host_keys_are_normalized_and_only_for_hosts() {
+        assert_eq!(host_key("hostname", "EVIL.Example.com."), Some("evil.example.com".into()));
+        assert_eq!(host_key("ipaddress", "2001:DB8::1"), Some("2001:db8::1".into()));
+        assert_eq!(host_key("ipaddress", "203.0.113.0/24"), None);
+        assert_eq!(host_key("sslcertificate", "abc"), None);
+        assert_eq!(raw_host_key(&json!({"artifact": {"@odata.type": "#microsoft.graph.security.hostName", "id": "A.example"}})), Some("a.example".into()));
+    }
+
+    #[test]
+    fn dump_enrichment_reads_both_folders_once_and_respects_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("hosts")).unwrap();
+        std::fs::create_dir_all(dir.path().join("reputation")).unwrap();
+        for host in ["a.example", "b.example"] {
+            std::fs::write(dir.path().join("hosts").join(format!("{host}.json")), json!({"id": host, "registrar": "R"}).to_string()).unwrap();
+            std::fs::write(dir.path().join("reputation").join(format!("{host}.json")), json!({"classification": "malicious", "score": 90}).to_string()).unwrap();
+        }
+        let enricher = DumpEnricher::new(dir.path(), EnrichOptions { hosts: true, reputation: true, max_hosts: 1 });
+        let record = |host: &str| SourceRecord::Indicator {
+            profile_id: "p".into(),
+            indicator: ProfileIndicator::from_json(json!({"id": "i", "artifact": {"@odata.type": "#microsoft.graph.security.hostname", "id": host}})).unwrap(),
+            host: None,
+        };
+        let host_of = |mut r: SourceRecord| {
+            enricher.enrich(&mut r);
+            match r {
+                SourceRecord::Indicator { host, .. } => host,
+                _ => None,
+            }
+        };
+        let first = host_of(record("A.example.")).unwrap();
+        assert_eq!((first.registrar.as_deref(), first.reputation.as_ref().map(|r| r.score)), (Some("R"), Some(90)));
+        assert!(host_of(record("a.example")).is_some(), "cached, not charged to the budget");
+        assert!(host_of(record("b.example")).is_none(), "over the budget");
+    }
+}

@@ -103,6 +103,17 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         reputation: args.enrich.contains(&args::EnrichArg::Reputation),
         max_hosts: args.enrich_max,
     };
+    // `dump:` captures what the live source fetched; every other `--to` is a sink of the mapping.
+    let (dumps, sink_specs): (Vec<&String>, Vec<&String>) = args.to.iter().partition(|spec| spec.starts_with("dump:"));
+    let dump_capture = match dumps.as_slice() {
+        [] => None,
+        [spec] if args.from == "graph" => match spec.trim_start_matches("dump:") {
+            "" => return Err("dump: needs a directory, e.g. --to dump:capture/".into()),
+            dir => Some(std::path::PathBuf::from(dir)),
+        },
+        [_] => return Err("--to dump: captures a live run; it needs --from graph".into()),
+        _ => return Err("--to dump: may be given once".into()),
+    };
     let source = match args.from.split_once(':') {
         Some(("dir", path)) if !path.is_empty() => {
             Source::Dump(DumpSource::open(Path::new(path)).map_err(|e| e.to_string())?.with_enrichment(enrich))
@@ -110,7 +121,7 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         None if args.from == "graph" => {
             let mut config = graph_config(&args.graph)?;
             config.enrich = Some(enrich);
-            Source::Graph(Arc::new(config))
+            Source::Graph { config: Arc::new(config), capture: dump_capture.clone() }
         }
         _ => return Err(format!("unknown source '{}' (expected graph or dir:<path>)", args.from)),
     };
@@ -137,7 +148,8 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         },
         tlp: args.tlp.level().to_owned(),
     };
-    let sinks = pipeline::open_sinks(&args.to, &settings)?;
+    let sink_specs: Vec<String> = sink_specs.into_iter().cloned().collect();
+    let sinks = pipeline::open_sinks(&sink_specs, &settings)?;
     Ok(pipeline::Export {
         source,
         mapper,

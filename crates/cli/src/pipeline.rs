@@ -96,9 +96,18 @@ impl Export {
             mapping_task.await.context("the mapping thread panicked")?;
         // Sinks commit only a complete run; after a source failure they discard what they wrote.
         match &source_result {
-            Ok(()) => {
+            Ok(report) => {
                 for (_, input) in &sink_inputs {
                     let _ = input.send(SinkMessage::Commit).await;
+                }
+                if let Some((path, records)) = &report.captured {
+                    summary.sinks.push(SinkSummary {
+                        sink: format!("dump:{}", path.display()),
+                        objects: *records,
+                        status: SinkStatus::Ok,
+                        files: vec![path.display().to_string()],
+                        error: None,
+                    });
                 }
             }
             Err(error) => {

@@ -18,6 +18,7 @@ use tokio::sync::OnceCell;
 
 use crate::graph::GraphError;
 use crate::graph::client::GraphClient;
+use crate::graph::walk::{Capture, capture_with};
 
 /// What to look up, and for how many hosts at most.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,13 +134,24 @@ pub struct GraphEnricher {
     client: Arc<GraphClient>,
     base: String,
     options: EnrichOptions,
+    capture: Option<Capture>,
     budget: Budget,
     cells: Mutex<HashMap<String, Arc<OnceCell<Option<Arc<HostFacts>>>>>>,
 }
 
 impl GraphEnricher {
     pub fn new(client: Arc<GraphClient>, base: String, options: EnrichOptions) -> Self {
-        GraphEnricher { client, base, options, budget: Budget::new(options.max_hosts), cells: Mutex::new(HashMap::new()) }
+        GraphEnricher { client, base, options, capture: None, budget: Budget::new(options.max_hosts), cells: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn options(&self) -> EnrichOptions {
+        self.options
+    }
+
+    /// Also writes every host and reputation record fetched to the dump being captured.
+    pub fn capturing(mut self, capture: Capture) -> Self {
+        self.capture = Some(capture);
+        self
     }
 
     /// Starts the lookup of every new host of a page (within the budget).
@@ -173,15 +185,23 @@ impl GraphEnricher {
 
     async fn lookup(&self, key: &str) -> Option<Arc<HostFacts>> {
         let url = format!("{}/hosts/{}", self.base, pct(key));
-        let facts = if self.options.hosts { self.fetch(&url, key).await.and_then(|v| HostFacts::from_host_json(key, &v)) } else { None };
-        let reputation =
-            if self.options.reputation { self.fetch(&format!("{url}/reputation"), key).await.and_then(|v| Reputation::from_json(&v)) } else { None };
+        let facts = if self.options.hosts { self.fetch(&url, key, "hosts").await.and_then(|v| HostFacts::from_host_json(key, &v)) } else { None };
+        let reputation = if self.options.reputation {
+            self.fetch(&format!("{url}/reputation"), key, "reputation").await.and_then(|v| Reputation::from_json(&v))
+        } else {
+            None
+        };
         combine(key, facts, reputation)
     }
 
-    async fn fetch(&self, url: &str, key: &str) -> Option<Value> {
+    async fn fetch(&self, url: &str, key: &str, folder: &'static str) -> Option<Value> {
         match self.client.get_json(url).await {
-            Ok(value) => Some(value),
+            Ok(value) => {
+                if let Err(error) = capture_with(&self.capture, |dump| dump.host_record(folder, key, &value)) {
+                    tracing::error!("{error}");
+                }
+                Some(value)
+            }
             Err(GraphError::NotFound { .. }) => None,
             Err(error) => {
                 tracing::warn!(host = key, "enrichment lookup failed, indicator exported without it: {error}");

@@ -5,6 +5,7 @@
 
 pub mod collection;
 pub mod dump;
+pub mod dump_writer;
 pub mod enrich;
 pub mod graph;
 pub mod records;

@@ -7,7 +7,7 @@
 //! `concurrency` profiles are in flight ahead of the one being consumed, so memory stays bounded.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ctiport_model::graph::raw_record_id;
 use ctiport_model::pct::pct;
@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use super::client::GraphClient;
 use super::config::GraphConfig;
 use super::error::GraphError;
+use crate::dump_writer::DumpWriter;
 use crate::enrich::{EnrichOptions, GraphEnricher};
 use crate::records::{indicator_record, profile_record};
 
@@ -35,6 +36,17 @@ pub struct GraphWalk {
     client: Arc<GraphClient>,
     config: Arc<GraphConfig>,
     enricher: Option<Arc<GraphEnricher>>,
+    capture: Option<Capture>,
+}
+
+/// The dump being captured (`--to dump:`), shared by the consumer and the enrichment lookups.
+pub type Capture = Arc<Mutex<DumpWriter>>;
+
+/// Writes to the capture, turning an I/O failure into a run failure.
+pub fn capture_with(capture: &Option<Capture>, write: impl FnOnce(&mut DumpWriter) -> std::io::Result<()>) -> Result<(), GraphError> {
+    let Some(capture) = capture else { return Ok(()) };
+    let mut writer = capture.lock().unwrap_or_else(|e| e.into_inner());
+    write(&mut writer).map_err(|e| GraphError::Invalid(format!("writing the dump: {e}")))
 }
 
 /// One page of a collection: its records and the link to the next page.
@@ -58,12 +70,27 @@ impl GraphWalk {
             .enrich
             .filter(EnrichOptions::any)
             .map(|options| Arc::new(GraphEnricher::new(client.clone(), config.ti_base(), options)));
-        GraphWalk { client, config, enricher }
+        GraphWalk { client, config, enricher, capture: None }
+    }
+
+    /// Also writes everything fetched, verbatim, to `capture`.
+    pub fn capturing(mut self, capture: Capture) -> Self {
+        if let Some(enricher) = self.enricher.take() {
+            let options = enricher.options();
+            self.enricher = Some(Arc::new(GraphEnricher::new(self.client.clone(), self.config.ti_base(), options).capturing(capture.clone())));
+        }
+        self.capture = Some(capture);
+        self
     }
 
     /// Another handle on the same walk, for a spawned task.
     fn handle(&self) -> GraphWalk {
-        GraphWalk { client: self.client.clone(), config: self.config.clone(), enricher: self.enricher.clone() }
+        GraphWalk {
+            client: self.client.clone(),
+            config: self.config.clone(),
+            enricher: self.enricher.clone(),
+            capture: self.capture.clone(),
+        }
     }
 
     /// Sends every record to `out`. Fatal errors (authentication, permission, circuit breaker,
@@ -78,6 +105,7 @@ impl GraphWalk {
         };
         while let Some((profile, mut pages)) = queue_rx.recv().await {
             let id = raw_record_id(&profile).unwrap_or_default();
+            capture_with(&self.capture, |dump| dump.profile(&profile))?;
             if out.send(profile_record(profile)).await.is_err() {
                 return Ok(());
             }
@@ -86,6 +114,7 @@ impl GraphWalk {
                     Page::Records(values) => {
                         let mut records = Vec::with_capacity(values.len());
                         for value in values {
+                            capture_with(&self.capture, |dump| dump.indicator(&id, &value))?;
                             let mut record = indicator_record(&id, value);
                             if let Some(enricher) = &self.enricher {
                                 enricher.enrich(&mut record).await;

@@ -92,7 +92,26 @@ impl TokenProvider {
         }
     }
 
+    /// Asks the token endpoint, retrying what can succeed on retry (unreachable, 429, 5xx); a
+    /// refusal of the credentials is final.
     async fn request(&self, generation: u64) -> Result<Token, GraphError> {
+        let mut attempt = 0;
+        loop {
+            match self.request_once(generation).await {
+                Err(TokenFailure::Transient(why)) if attempt + 1 < TOKEN_ATTEMPTS => {
+                    let wait = super::throttle::Throttle::backoff(attempt);
+                    tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, "token request failed ({why}); retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(TokenFailure::Transient(why)) => return Err(GraphError::Auth(format!("the token endpoint {} failed: {why}", self.token_url))),
+                Err(TokenFailure::Final(error)) => return Err(error),
+                Ok(token) => return Ok(token),
+            }
+        }
+    }
+
+    async fn request_once(&self, generation: u64) -> Result<Token, TokenFailure> {
         let form = [
             ("client_id", self.client_id.as_str()),
             ("client_secret", self.secret.expose()),
@@ -105,17 +124,15 @@ impl TokenProvider {
             .form(&form)
             .send()
             .await
-            .map_err(|e| {
-                GraphError::Auth(format!(
-                    "token endpoint {} unreachable: {}",
-                    self.token_url,
-                    without_url(&e)
-                ))
-            })?;
+            .map_err(|e| TokenFailure::Transient(format!("unreachable: {}", without_url(&e))))?;
         let status = response.status();
-        let body = response.text().await.map_err(|e| {
-            GraphError::Auth(format!("reading the token response: {}", without_url(&e)))
-        })?;
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(TokenFailure::Transient(format!("HTTP {status}")));
+        }
+        let body = response
+            .text()
+            .await
+            .map_err(|e| TokenFailure::Transient(format!("reading the response: {}", without_url(&e))))?;
         if !status.is_success() {
             let detail = serde_json::from_str::<TokenErrorBody>(&body)
                 .map(|b| {
@@ -126,14 +143,13 @@ impl TokenProvider {
                     )
                 })
                 .unwrap_or_else(|_| format!("HTTP {status}"));
-            return Err(GraphError::Auth(format!(
+            return Err(TokenFailure::Final(GraphError::Auth(format!(
                 "the token endpoint refused client {} of tenant {} ({status}) — {detail}. Check AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
                 self.client_id, self.tenant_id
-            )));
+            ))));
         }
-        let parsed: TokenResponse = serde_json::from_str(&body).map_err(|_| {
-            GraphError::Auth("the token endpoint answered without an access_token".into())
-        })?;
+        let parsed: TokenResponse = serde_json::from_str(&body)
+            .map_err(|_| TokenFailure::Final(GraphError::Auth("the token endpoint answered without an access_token".into())))?;
         // `expires_in` is a number in the docs, a string in some proxies.
         let seconds = match parsed.expires_in {
             Some(serde_json::Value::Number(n)) => n.as_f64().unwrap_or(3599.0),
@@ -153,6 +169,14 @@ impl TokenProvider {
             lifetime,
         })
     }
+}
+
+/// Tries of the token request, the first included.
+const TOKEN_ATTEMPTS: u32 = 4;
+
+enum TokenFailure {
+    Transient(String),
+    Final(GraphError),
 }
 
 /// reqwest errors print their URL; the token URL holds no secret, but keep messages short.

@@ -1,0 +1,350 @@
+//! Command line: `ctiport-sim serve` and `ctiport-sim generate`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{ArgGroup, Args, Parser, Subcommand};
+
+use crate::auth::Credentials;
+use crate::faults::{FaultKind, FaultPlan, parse_fault_list, parse_probability};
+use crate::generate::{self, Spec};
+use crate::server::{self, Mode, ServeConfig};
+use crate::throttle::RetryAfterFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ctiport-sim",
+    version,
+    about = "Local stand-in for the Microsoft Graph Threat Intelligence API, and a synthetic MDTI dump generator"
+)]
+pub struct Cli {
+    /// Log filter for stderr (tracing `EnvFilter` syntax, e.g. `debug` or `ctiport_sim=trace`).
+    #[arg(long, global = true, default_value = "info", value_name = "FILTER")]
+    pub log_level: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a dump (or generated data) over a Graph-like HTTP API on 127.0.0.1.
+    Serve(Box<ServeArgs>),
+    /// Write a synthetic dump directory.
+    Generate(GenerateArgs),
+}
+
+/// A `--faults` list, kept as one value.
+#[derive(Clone, Debug)]
+pub struct FaultList(pub Vec<FaultKind>);
+
+fn fault_list(s: &str) -> Result<FaultList, String> {
+    parse_fault_list(s).map(FaultList)
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
+        _ => Err(format!("'{s}' is not a positive number")),
+    }
+}
+
+fn public_url(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("'{s}' is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+        return Err(format!("'{s}' must be an http(s) URL without a query"));
+    }
+    Ok(s.trim_end_matches('/').to_owned())
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["dump", "generate_profiles"])))]
+pub struct ServeArgs {
+    /// Dump directory to serve (layout of docs/contracts.md).
+    #[arg(long, value_name = "DIR")]
+    pub dump: Option<PathBuf>,
+    /// Serve N generated profiles instead of a dump.
+    #[arg(long, value_name = "N", conflicts_with = "dump")]
+    pub generate_profiles: Option<u64>,
+    /// Generated indicators, spread over the generated profiles.
+    #[arg(
+        long,
+        value_name = "M",
+        default_value_t = 0,
+        requires = "generate_profiles"
+    )]
+    pub generate_indicators: u64,
+    /// Seed of the generated data and of every random fault decision.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+
+    /// TCP port on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Base URL for @odata.nextLink and @odata.context (default http://127.0.0.1:<port>).
+    #[arg(long, value_name = "URL", value_parser = public_url)]
+    pub public_url: Option<String>,
+
+    /// Tenant accepted in the token URL.
+    #[arg(long, default_value = "sim-tenant")]
+    pub tenant: String,
+    /// client_id the token endpoint accepts.
+    #[arg(long, default_value = "sim-client")]
+    pub client_id: String,
+    /// client_secret the token endpoint accepts.
+    #[arg(
+        long,
+        env = "CTIPORT_SIM_CLIENT_SECRET",
+        default_value = "sim-secret",
+        hide_env_values = true
+    )]
+    pub client_secret: String,
+    /// Token lifetime in seconds (expires_in); tokens die server-side after it.
+    #[arg(long, value_name = "SECS", default_value_t = 3599, value_parser = clap::value_parser!(u64).range(1..))]
+    pub token_ttl: u64,
+
+    /// Page size when the request has no $top.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub page_size: u64,
+    /// Largest $top honoured; larger values are clamped.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_top: u64,
+
+    /// normal | forbidden (403 accessDenied) | unauthorized (401 for every Graph request).
+    #[arg(long, value_enum, default_value_t = Mode::Normal)]
+    pub mode: Mode,
+
+    /// Graph requests per second (token bucket); unlimited when absent.
+    #[arg(long, value_name = "RPS", value_parser = positive)]
+    pub rate: Option<f64>,
+    /// Bucket size for --rate (default: the rate, at least 1).
+    #[arg(long, value_name = "N", value_parser = positive, requires = "rate")]
+    pub burst: Option<f64>,
+    /// Retry-After spelling on 429 and 503.
+    #[arg(long, value_enum, default_value_t = RetryAfterFormat::Fractional)]
+    pub retry_after_format: RetryAfterFormat,
+    /// Extra random 429s with this probability per Graph request (Retry-After 0.05–0.3 s).
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub throttle_storm: f64,
+
+    /// Probability that a Graph request gets a fault.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub fault_rate: f64,
+    /// Fault kinds to choose from, uniformly: 503,504,500,reset,truncate,slow.
+    #[arg(long, value_name = "LIST", default_value = "503,504,500,reset,truncate,slow", value_parser = fault_list)]
+    pub faults: FaultList,
+    /// No faults for the first N Graph requests.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub fault_after: u64,
+    /// Delay of the `slow` fault, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub slow_ms: u64,
+    /// Probability of a 500 on hosts/{id}/reputation (on top of --fault-rate).
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub reputation_500_rate: f64,
+    /// Slack, in milliseconds, of the early-request check (see docs/sim.md).
+    #[arg(long, value_name = "MS", default_value_t = 20)]
+    pub early_tolerance_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of intel profiles (actors and tools).
+    #[arg(long, value_name = "N")]
+    pub profiles: u64,
+    /// Number of indicators, spread unevenly over the profiles (streamed: millions are fine).
+    #[arg(long, value_name = "M")]
+    pub indicators: u64,
+    /// Seed: the same seed writes the same dump, byte for byte.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Output directory (created; must be empty unless --force).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Replace a previous dump in --out.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> ServeConfig {
+        ServeConfig {
+            port: self.port,
+            public_url: self.public_url.clone(),
+            credentials: Credentials {
+                tenant: self.tenant.clone(),
+                client_id: self.client_id.clone(),
+                client_secret: self.client_secret.clone(),
+            },
+            token_ttl: Duration::from_secs(self.token_ttl),
+            page_size: self.page_size,
+            max_top: self.max_top,
+            mode: self.mode,
+            rate: self.rate,
+            burst: self.burst,
+            retry_after_format: self.retry_after_format,
+            throttle_storm: self.throttle_storm,
+            faults: FaultPlan {
+                rate: self.fault_rate,
+                kinds: self.faults.0.clone(),
+                after: self.fault_after,
+            },
+            slow: Duration::from_millis(self.slow_ms),
+            reputation_500_rate: self.reputation_500_rate,
+            seed: self.seed,
+            early_tolerance: Duration::from_millis(self.early_tolerance_ms),
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    let result = match cli.command {
+        Command::Serve(args) => serve(*args),
+        Command::Generate(args) => generate(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // stdout carries the machine-readable lines (`listening on …`, the generate summary).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .try_init();
+}
+
+fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
+    let spec = Spec {
+        profiles: args.profiles,
+        indicators: args.indicators,
+        seed: args.seed,
+    };
+    let summary = generate::generate_to_dir(spec, &args.out, args.force)?;
+    let line = serde_json::to_string(&summary)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let store = match (&args.dump, args.generate_profiles) {
+            (Some(dir), _) => crate::data::load_dump(dir)?,
+            (None, Some(profiles)) => generate::generate_store(Spec {
+                profiles,
+                indicators: args.generate_indicators,
+                seed: args.seed,
+            })?,
+            (None, None) => anyhow::bail!("either --dump or --generate-profiles is needed"),
+        };
+        tracing::info!("serving {store}");
+        let running = server::start(args.config(), store).await?;
+        {
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "listening on {}", running.url)?;
+            stdout.flush()?;
+        }
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        running.stop().await
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used)] // a failing test should panic
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_needs_a_source() {
+        assert!(Cli::try_parse_from(["ctiport-sim", "serve"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "ctiport-sim",
+                "serve",
+                "--dump",
+                "d",
+                "--generate-profiles",
+                "3"
+            ])
+            .is_err()
+        );
+        let cli = Cli::try_parse_from([
+            "ctiport-sim",
+            "serve",
+            "--generate-profiles",
+            "3",
+            "--generate-indicators",
+            "30",
+            "--faults",
+            "reset,truncate",
+            "--fault-rate",
+            "0.5",
+            "--rate",
+            "2.5",
+            "--retry-after-format",
+            "http-date",
+        ])
+        .expect("valid");
+        let Command::Serve(args) = cli.command else {
+            panic!("serve expected");
+        };
+        let config = args.config();
+        assert_eq!(config.faults.kinds, [FaultKind::Reset, FaultKind::Truncate]);
+        assert_eq!(config.rate, Some(2.5));
+        assert_eq!(config.retry_after_format, RetryAfterFormat::HttpDate);
+        assert!(
+            Cli::try_parse_from(["ctiport-sim", "serve", "--dump", "d", "--fault-rate", "2"])
+                .is_err()
+        );
+    }
+}

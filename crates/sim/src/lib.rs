@@ -1,0 +1,28 @@
+//! `ctiport-sim`: a local stand-in for the Microsoft Graph Threat Intelligence API, and a
+//! generator of synthetic MDTI dumps. See docs/sim.md.
+
+pub mod auth;
+pub mod cli;
+pub mod conn;
+pub mod data;
+pub mod faults;
+pub mod generate;
+pub mod json;
+pub mod odata;
+pub mod resources;
+pub mod respond;
+pub mod rng;
+pub mod routes;
+pub mod server;
+pub mod stats;
+pub mod target;
+pub mod throttle;
+pub mod timefmt;
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Locks a mutex, ignoring poisoning: every critical section here leaves its data consistent
+/// (counters, a token map, a bucket), and a panicking handler must not take the server down.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,28 @@
+//! `--to taxii:<collection url>`: push every object once to a TAXII 2.1 collection.
+//!
+//! The sink has the anatomy of a Vector sink, one concern per file:
+//!
+//! * [`config`]: the validated options (collection URL → API root, plain-HTTP rule, credentials
+//!   from `TAXII_USERNAME`/`TAXII_PASSWORD`, extra CA);
+//! * [`envelope`]: packing pre-serialized objects into `{"objects":[…]}` envelopes by exact byte
+//!   size under the API root's `max_content_length`;
+//! * [`service`]: the HTTP requests, with TAXII 2.1 headers, retries and clear refusals;
+//! * [`delivery`]: one envelope's POST, 413 halving, status polling and per-object accounting
+//!   (duplicates already in the collection are not failures);
+//! * [`sink`]: the driver that feeds records through the packer and delivers each full envelope.
+
+pub mod config;
+pub mod delivery;
+pub mod envelope;
+pub mod error;
+pub mod resources;
+pub mod retry;
+pub mod service;
+pub mod sink;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{Credentials, TaxiiConfig, TaxiiOptions};
+pub use error::TaxiiError;
+pub use sink::TaxiiSink;

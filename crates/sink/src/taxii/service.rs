@@ -1,0 +1,324 @@
+//! The HTTP side of the TAXII sink: exact TAXII 2.1 headers, Basic auth, retries with backoff on
+//! 429/5xx/connection errors (honouring `Retry-After`), and every refusal turned into an error that
+//! names its likely cause.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use super::config::{Credentials, PASSWORD_VAR, TaxiiConfig, USERNAME_VAR};
+use super::envelope::Envelope;
+use super::error::TaxiiError;
+use super::resources::{ApiRoot, Collection, ObjectsPage, Status, TAXII_MEDIA_TYPE, error_detail};
+use super::retry::{backoff, is_retryable, parse_retry_after};
+
+/// Ids asked for in one `match[id]` query (keeps the URL short).
+const IDS_PER_QUERY: usize = 40;
+/// Pages followed for one query, against a server whose `next` never ends.
+const MAX_PAGES: usize = 1_000;
+
+/// What a POST of an envelope came to.
+#[derive(Debug)]
+pub enum Posted {
+    Accepted(Status),
+    /// HTTP 413: the envelope is larger than the server takes.
+    TooLarge,
+}
+
+/// A response that is not retried: its status and body.
+struct Answer {
+    status: StatusCode,
+    body: Vec<u8>,
+}
+
+pub struct TaxiiService {
+    http: reqwest::Client,
+    credentials: Option<Credentials>,
+    max_attempts: u32,
+    api_root: Url,
+    collection: Url,
+    objects: Url,
+}
+
+impl TaxiiService {
+    pub fn new(config: &TaxiiConfig) -> Result<Self, TaxiiError> {
+        let origin = config.collection_url.origin();
+        // Follow redirects only within the same origin: a redirect elsewhere (or to plain http)
+        // must not take the credentials or the data with it.
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 5 {
+                attempt.error("too many redirects")
+            } else if attempt.url().origin() == origin {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("ctiport/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.request_timeout)
+            .connect_timeout(Duration::from_secs(15))
+            .redirect(redirects);
+        if let Some(pem) = &config.ca_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| TaxiiError::Config(format!("--ca-file: {e}")))?;
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| TaxiiError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let objects = config
+            .collection_url
+            .join("objects/")
+            .map_err(|e| TaxiiError::Config(format!("bad collection URL: {e}")))?;
+        Ok(TaxiiService {
+            http,
+            credentials: config.credentials.clone(),
+            max_attempts: config.max_attempts.max(1),
+            api_root: config.api_root.clone(),
+            collection: config.collection_url.clone(),
+            objects,
+        })
+    }
+
+    /// `GET {api-root}/`.
+    pub async fn api_root(&self) -> Result<ApiRoot, TaxiiError> {
+        let url = self.api_root.clone();
+        self.get_json(&url, "the API root").await
+    }
+
+    /// `GET {api-root}/collections/{id}/`.
+    pub async fn collection(&self) -> Result<Collection, TaxiiError> {
+        let url = self.collection.clone();
+        self.get_json(&url, "the collection").await
+    }
+
+    /// `POST {collection}/objects/` with the envelope as a sized body.
+    pub async fn post(&self, envelope: &Envelope) -> Result<Posted, TaxiiError> {
+        let url = self.objects.clone();
+        let body = envelope.body();
+        let answer = self
+            .send(Method::POST, &url, Some(&body), "adding objects")
+            .await?;
+        match answer.status {
+            StatusCode::ACCEPTED | StatusCode::OK | StatusCode::CREATED => {
+                parse(&answer.body, "the status of an add-objects request").map(Posted::Accepted)
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => Ok(Posted::TooLarge),
+            _ => Err(self.refusal(&answer, &url, "adding objects")),
+        }
+    }
+
+    /// `GET {api-root}/status/{id}/`.
+    pub async fn status(&self, id: &str) -> Result<Status, TaxiiError> {
+        let mut url = self.api_root.clone();
+        url.path_segments_mut()
+            .map_err(|()| TaxiiError::Config("the API root URL cannot have a path".into()))?
+            .pop_if_empty()
+            .extend(["status", id, ""]);
+        self.get_json(&url, "the status resource").await
+    }
+
+    /// Every stored version of the objects with these ids (`match[id]`, `match[version]=all`),
+    /// following `next` through the pages.
+    pub async fn objects_with_ids(
+        &self,
+        ids: &[&str],
+    ) -> Result<Vec<serde_json::Value>, TaxiiError> {
+        let mut found = Vec::new();
+        for batch in ids.chunks(IDS_PER_QUERY) {
+            let wanted = batch.join(",");
+            let mut next: Option<String> = None;
+            for _ in 0..MAX_PAGES {
+                let mut url = self.objects.clone();
+                {
+                    let mut query = url.query_pairs_mut();
+                    query.append_pair("match[id]", &wanted);
+                    query.append_pair("match[version]", "all");
+                    if let Some(token) = &next {
+                        query.append_pair("next", token);
+                    }
+                }
+                let page: ObjectsPage = self.get_json(&url, "objects already stored").await?;
+                found.extend(page.objects);
+                match page.next {
+                    Some(token) if page.more => next = Some(token),
+                    _ => break,
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, url: &Url, what: &str) -> Result<T, TaxiiError> {
+        let answer = self.send(Method::GET, url, None, what).await?;
+        if answer.status != StatusCode::OK {
+            return Err(self.refusal(&answer, url, what));
+        }
+        parse(&answer.body, what)
+    }
+
+    /// Sends one request, retrying what can succeed on retry; any other answer is returned.
+    async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&[u8]>,
+        what: &str,
+    ) -> Result<Answer, TaxiiError> {
+        let mut last = String::new();
+        for attempt in 0..self.max_attempts {
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(ACCEPT, TAXII_MEDIA_TYPE);
+            if let Some(credentials) = &self.credentials {
+                request =
+                    request.basic_auth(&credentials.username, Some(credentials.password.expose()));
+            }
+            if let Some(body) = body {
+                request = request
+                    .header(CONTENT_TYPE, TAXII_MEDIA_TYPE)
+                    .body(body.to_vec());
+            }
+            let wait = match request.send().await {
+                Err(error) if is_certificate_error(&error) => {
+                    return Err(TaxiiError::Refused(format!(
+                        "TLS certificate of {url} not trusted: {}; for a server with a private \
+                         CA, pass its certificate with --ca-file",
+                        describe(&error)
+                    )));
+                }
+                Err(error) => {
+                    last = describe(&error);
+                    backoff(attempt)
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = response
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    match response.bytes().await {
+                        Err(error) => {
+                            last = format!("reading the response: {}", describe(&error));
+                            backoff(attempt)
+                        }
+                        Ok(bytes) if is_retryable(status) => {
+                            last = format!("HTTP {}{}", status.as_u16(), error_detail(&bytes));
+                            retry_after.unwrap_or_else(|| backoff(attempt))
+                        }
+                        Ok(bytes) => {
+                            return Ok(Answer {
+                                status,
+                                body: bytes.to_vec(),
+                            });
+                        }
+                    }
+                }
+            };
+            if attempt + 1 < self.max_attempts {
+                tracing::warn!(
+                    url = %url,
+                    attempt = attempt + 1,
+                    wait_ms = wait.as_millis() as u64,
+                    "TAXII {what}: {last}; retrying"
+                );
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Err(TaxiiError::Exhausted {
+            what: format!("{what} ({url})"),
+            attempts: self.max_attempts,
+            last,
+        })
+    }
+
+    /// The error for an answer the sink cannot go on from, naming the likely cause.
+    fn refusal(&self, answer: &Answer, url: &Url, what: &str) -> TaxiiError {
+        let code = answer.status.as_u16();
+        let detail = error_detail(&answer.body);
+        let detail = if detail.is_empty() {
+            plain_text_detail(&answer.body)
+        } else {
+            detail
+        };
+        TaxiiError::Refused(match answer.status {
+            StatusCode::UNAUTHORIZED if self.credentials.is_none() => format!(
+                "authentication required (HTTP 401) for {what} at {url}: set {USERNAME_VAR} and \
+                 {PASSWORD_VAR} in the environment"
+            ),
+            StatusCode::UNAUTHORIZED => format!(
+                "authentication failed (HTTP 401) for {what} at {url}: the server rejected the \
+                 user name or password in {USERNAME_VAR} / {PASSWORD_VAR}"
+            ),
+            StatusCode::FORBIDDEN => format!(
+                "permission denied (HTTP 403) for {what} at {url}{detail}: the collection is not \
+                 writable for this user (can_write is false, or the account lacks permission)"
+            ),
+            StatusCode::NOT_FOUND => format!(
+                "not found (HTTP 404) for {what} at {url}: check the API root and the collection \
+                 id in the URL (some servers also answer 404 for a collection the user may not see)"
+            ),
+            StatusCode::NOT_ACCEPTABLE => format!(
+                "the server refused 'Accept: {TAXII_MEDIA_TYPE}' (HTTP 406) for {what} at {url}: \
+                 it does not serve TAXII 2.1 there (a TAXII 2.0 server, or not a TAXII endpoint)"
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => format!(
+                "the server refused 'Content-Type: {TAXII_MEDIA_TYPE}' (HTTP 415) for {what} at \
+                 {url}: it does not take TAXII 2.1 envelopes there{detail}"
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY => format!(
+                "the server could not process the request (HTTP 422) for {what} at {url}{detail}"
+            ),
+            _ => format!("unexpected HTTP {code} for {what} at {url}{detail}"),
+        })
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, TaxiiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| TaxiiError::Refused(format!("unreadable response for {what}: {e}")))
+}
+
+/// A short, one-line plain-text body (`Unauthorized Access`), never HTML.
+fn plain_text_detail(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() || text.starts_with('<') || text.starts_with('{') {
+        return String::new();
+    }
+    let line: String = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    format!(": {line}")
+}
+
+/// A certificate the client does not trust will not become trusted on retry.
+fn is_certificate_error(error: &reqwest::Error) -> bool {
+    error.is_connect() && describe(error).to_ascii_lowercase().contains("certificate")
+}
+
+/// A transport error with its causes, without the URL (logged separately).
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(url) = error.url() {
+        text = text.replace(&format!(" for url ({url})"), "");
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,569 @@
+//! `--to misp-feed:<dir>`: a MISP feed directory (`source_format: misp`) that a MISP instance
+//! pulls as a local or network feed:
+//!
+//! ```text
+//! <dir>/manifest.json      event uuid -> {Orgc, Tag, info, date, analysis, threat_level_id, timestamp}
+//! <dir>/<event uuid>.json  {"Event": {…}}, one per event
+//! <dir>/hashes.csv         md5 of each attribute value (as MISP stores it),event uuid
+//! ```
+//!
+//! The driver reads like this: a profile opens an event; its indicators become attributes of that
+//! event; when the event holds `--misp-max-attributes` attributes it is written and an extension
+//! event (`extends_uuid` = the profile's main event) takes the rest; the next profile closes it.
+//! An event's attributes are held only until the event is written, so memory is bounded by the
+//! attribute limit, never by the size of the export.
+//!
+//! Files are staged in a hidden directory and moved into place when the run completes (events,
+//! then `hashes.csv`, then `manifest.json`); a failed run leaves the feed as it was. Event files
+//! of an earlier export that this one no longer lists are removed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ctiport_model::graph::{IntelProfile, ProfileKind};
+use ctiport_model::record::{Mapped, MappedIndicator, MappedProfile};
+use ctiport_model::stix::EncodedObject;
+use ctiport_model::timestamp::Timestamp;
+use md5::{Digest, Md5};
+use uuid::Uuid;
+
+use super::batch::{Batch, candidate};
+use super::config::MispOptions;
+use super::event::{
+    ANALYSIS_COMPLETED, DISTRIBUTION_INHERIT, Event, EventDocument, EventReport, ManifestEntry,
+    OrgRef, THREAT_LEVEL_UNDEFINED, Tag, event_tags, info,
+};
+use super::report;
+use super::text::{date, unix_seconds};
+use super::uuid::{event_uuid, report_uuid};
+use crate::atomic::io_error;
+use crate::io_adapter::{AtomicWriter, csv_error};
+use crate::{Sink, SinkError, SinkReport};
+
+const MANIFEST: &str = "manifest.json";
+const HASHES: &str = "hashes.csv";
+/// The date of an event with no date at all (no `firstActiveDateTime`, no sighting): the Unix
+/// epoch, as for undated STIX objects.
+const EPOCH_DATE: &str = "1970-01-01";
+
+/// What the sink remembers of every profile (a few strings; grows with profiles, not indicators).
+struct ProfileMemo {
+    kind: ProfileKind,
+    title: String,
+    tags: Vec<Tag>,
+    first_active: Option<Timestamp>,
+    /// The main event's date, shared by its extension events.
+    date: Option<String>,
+    next_part: u32,
+}
+
+/// The event being built.
+struct Building {
+    profile_id: String,
+    part: u32,
+    uuid: Uuid,
+    batch: Batch,
+    /// The profile, for the main event's report (extension events carry none).
+    profile: Option<Arc<IntelProfile>>,
+}
+
+pub struct MispFeedSink {
+    directory: PathBuf,
+    staging: PathBuf,
+    options: MispOptions,
+    hashes: Option<::csv::Writer<AtomicWriter>>,
+    manifest: BTreeMap<String, ManifestEntry>,
+    staged_events: Vec<String>,
+    profiles: HashMap<String, ProfileMemo>,
+    current: Option<Building>,
+    attributes: u64,
+    committed: bool,
+}
+
+impl MispFeedSink {
+    pub fn create(directory: &Path, options: MispOptions) -> Result<Self, SinkError> {
+        if options.max_attributes == 0 {
+            return Err(SinkError::Other(
+                "the MISP attribute limit must be at least 1".into(),
+            ));
+        }
+        let staging = directory.join(format!(".staging-misp-{}", std::process::id()));
+        fs::create_dir_all(&staging).map_err(io_error(&staging))?;
+        let hashes_path = staging.join(HASHES);
+        // MISP splits hashes.csv on "\n" (Feed::getCache): no header, LF line ends.
+        let hashes = ::csv::WriterBuilder::new()
+            .has_headers(false)
+            .terminator(::csv::Terminator::Any(b'\n'))
+            .from_writer(AtomicWriter::create(&hashes_path)?);
+        Ok(MispFeedSink {
+            directory: directory.to_owned(),
+            staging,
+            options,
+            hashes: Some(hashes),
+            manifest: BTreeMap::new(),
+            staged_events: Vec::new(),
+            profiles: HashMap::new(),
+            current: None,
+            attributes: 0,
+            committed: false,
+        })
+    }
+
+    fn open_profile(&mut self, profile: &MappedProfile) -> Result<(), SinkError> {
+        self.close_event()?;
+        let title = if profile.title.trim().is_empty() {
+            profile.profile_id.clone()
+        } else {
+            profile.title.clone()
+        };
+        self.profiles.insert(
+            profile.profile_id.clone(),
+            ProfileMemo {
+                kind: profile.kind.clone(),
+                tags: event_tags(&self.options, &profile.kind, &title),
+                title,
+                first_active: profile.profile.first_active,
+                date: None,
+                next_part: 2,
+            },
+        );
+        self.current = Some(Building {
+            profile_id: profile.profile_id.clone(),
+            part: 1,
+            uuid: event_uuid(&profile.profile_id, 1),
+            batch: Batch::default(),
+            profile: Some(profile.profile.clone()),
+        });
+        Ok(())
+    }
+
+    /// Closes the current event and opens the next extension event of `profile_id`.
+    fn open_extension(&mut self, profile_id: &str) -> Result<(), SinkError> {
+        self.close_event()?;
+        let memo = self.profiles.get_mut(profile_id).ok_or_else(|| {
+            SinkError::Other(format!(
+                "an indicator of profile '{profile_id}' arrived before the profile itself"
+            ))
+        })?;
+        let part = memo.next_part;
+        memo.next_part += 1;
+        self.current = Some(Building {
+            profile_id: profile_id.to_owned(),
+            part,
+            uuid: event_uuid(profile_id, part),
+            batch: Batch::default(),
+            profile: None,
+        });
+        Ok(())
+    }
+
+    fn add_indicator(&mut self, indicator: &MappedIndicator) -> Result<(), SinkError> {
+        let same_profile = self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.profile_id == indicator.profile_id);
+        if !same_profile {
+            // Records come profile by profile; this only happens if a profile's indicators are
+            // split in the stream. They go to a further extension event of that profile.
+            self.open_extension(&indicator.profile_id)?;
+        }
+        let candidate = match candidate(&self.options.table, indicator) {
+            Ok(candidate) => candidate,
+            Err(reason) => {
+                tracing::warn!(id = %indicator.indicator_id, profile = %indicator.profile_id, "not exported to MISP: {reason}");
+                return Ok(());
+            }
+        };
+        let full = self.current.as_ref().is_some_and(|c| {
+            c.batch.len() >= self.options.max_attributes && !c.batch.contains(&candidate)
+        });
+        if full {
+            self.open_extension(&indicator.profile_id)?;
+        }
+        if let Some(current) = self.current.as_mut() {
+            current.batch.add(candidate, indicator);
+        }
+        Ok(())
+    }
+
+    /// Writes the current event, if any, to the staging directory.
+    fn close_event(&mut self) -> Result<(), SinkError> {
+        let Some(building) = self.current.take() else {
+            return Ok(());
+        };
+        let memo = self
+            .profiles
+            .get_mut(&building.profile_id)
+            .ok_or_else(|| SinkError::Other("internal: event of an unknown profile".into()))?;
+        let first_active = memo.first_active.map(unix_seconds);
+        let date = match (&memo.date, building.part) {
+            (Some(date), part) if part > 1 => date.clone(),
+            _ => memo
+                .first_active
+                .or(building.batch.earliest())
+                .map(date)
+                .unwrap_or_else(|| EPOCH_DATE.to_owned()),
+        };
+        if building.part == 1 {
+            memo.date = Some(date.clone());
+        }
+        let (attributes, newest) = building
+            .batch
+            .into_attributes(building.uuid, first_active.unwrap_or(0));
+        // The event's timestamp comes from the source's dates, never the clock: re-exporting the
+        // same input gives the same timestamp, and a newer sighting gives a newer one.
+        let timestamp = if building.part == 1 {
+            newest.max(first_active.unwrap_or(0))
+        } else {
+            newest
+        };
+        let reports = match &building.profile {
+            Some(profile) => vec![EventReport {
+                uuid: report_uuid(building.uuid).to_string(),
+                name: report::name(&memo.title),
+                content: report::content(profile, &memo.title),
+                distribution: DISTRIBUTION_INHERIT,
+                timestamp: timestamp.to_string(),
+                deleted: false,
+            }],
+            None => Vec::new(),
+        };
+        let event = Event {
+            uuid: building.uuid.to_string(),
+            info: info(&memo.kind, &memo.title, building.part),
+            date,
+            threat_level_id: THREAT_LEVEL_UNDEFINED.to_string(),
+            analysis: ANALYSIS_COMPLETED.to_string(),
+            distribution: self.options.distribution.level().to_string(),
+            published: false,
+            timestamp: timestamp.to_string(),
+            publish_timestamp: "0".into(),
+            extends_uuid: if building.part > 1 {
+                event_uuid(&building.profile_id, 1).to_string()
+            } else {
+                String::new()
+            },
+            orgc: OrgRef::from(&self.options.org),
+            tags: memo.tags.clone(),
+            attributes,
+            reports,
+        };
+        self.write_event(&event)
+    }
+
+    fn write_event(&mut self, event: &Event) -> Result<(), SinkError> {
+        let name = format!("{}.json", event.uuid);
+        let path = self.staging.join(&name);
+        let mut file = AtomicWriter::create(&path)?;
+        serde_json::to_writer_pretty(&mut file, &EventDocument { event })
+            .map_err(|e| SinkError::Other(format!("{}: {e}", path.display())))?;
+        std::io::Write::write_all(&mut file, b"\n").map_err(io_error(&path))?;
+        file.commit()?;
+        if let Some(hashes) = self.hashes.as_mut() {
+            let hashes_path = self.staging.join(HASHES);
+            for attribute in &event.attributes {
+                let digest = format!("{:x}", Md5::digest(attribute.value.as_bytes()));
+                hashes
+                    .write_record([digest.as_str(), event.uuid.as_str()])
+                    .map_err(|e| csv_error(&hashes_path, e))?;
+            }
+        }
+        self.attributes += event.attributes.len() as u64;
+        self.manifest
+            .insert(event.uuid.clone(), ManifestEntry::of(event));
+        self.staged_events.push(name);
+        Ok(())
+    }
+
+    fn commit_staged(&mut self) -> Result<Vec<String>, SinkError> {
+        let hashes_path = self.staging.join(HASHES);
+        if let Some(hashes) = self.hashes.take() {
+            hashes
+                .into_inner()
+                .map_err(|e| SinkError::Other(format!("{}: {}", hashes_path.display(), e.error())))?
+                .commit()?;
+        }
+        let manifest_path = self.staging.join(MANIFEST);
+        let mut manifest = AtomicWriter::create(&manifest_path)?;
+        serde_json::to_writer_pretty(&mut manifest, &self.manifest)
+            .map_err(|e| SinkError::Other(format!("{}: {e}", manifest_path.display())))?;
+        std::io::Write::write_all(&mut manifest, b"\n").map_err(io_error(&manifest_path))?;
+        manifest.commit()?;
+
+        let mut files = Vec::new();
+        let names = self
+            .staged_events
+            .iter()
+            .map(String::as_str)
+            .chain([HASHES, MANIFEST]);
+        for name in names {
+            let destination = self.directory.join(name);
+            fs::rename(self.staging.join(name), &destination).map_err(io_error(&destination))?;
+            files.push(destination.display().to_string());
+        }
+        remove_stale_events(&self.directory, &self.manifest);
+        Ok(files)
+    }
+}
+
+impl Sink for MispFeedSink {
+    fn begin(&mut self, _preamble: &[EncodedObject]) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn write(&mut self, record: &Mapped) -> Result<(), SinkError> {
+        match record {
+            Mapped::Profile(profile) => self.open_profile(profile),
+            Mapped::Indicator(indicator) => self.add_indicator(indicator),
+        }
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<SinkReport, SinkError> {
+        self.close_event()?;
+        let files = self.commit_staged()?;
+        self.committed = true;
+        let _ = fs::remove_dir_all(&self.staging);
+        Ok(SinkReport {
+            objects: self.attributes,
+            files,
+        })
+    }
+}
+
+impl Drop for MispFeedSink {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+/// Removes `<uuid>.json` event files of an earlier export that this manifest no longer lists
+/// (other files in the directory are left alone).
+fn remove_stale_events(directory: &Path, manifest: &BTreeMap<String, ManifestEntry>) {
+    let Ok(entries) = fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".json") else {
+            continue;
+        };
+        let is_event_file = Uuid::try_parse(stem).is_ok_and(|u| u.to_string() == stem);
+        if is_event_file && !manifest.contains_key(stem) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic
+mod tests {
+    use super::*;
+    use crate::misp::config::{Distribution, Organisation};
+    use crate::misp::mapping::AttributeTable;
+    use ctiport_model::graph::IndicatorSource;
+    use ctiport_model::record::ObservableType;
+    use serde_json::Value;
+
+    fn options(max_attributes: usize) -> MispOptions {
+        MispOptions {
+            distribution: Distribution::Community,
+            org: Organisation::new("Example CTI Org", None),
+            max_attributes,
+            tlp: "amber".into(),
+            table: AttributeTable::embedded().unwrap(),
+        }
+    }
+
+    fn profile(id: &str, title: &str, kind: ProfileKind) -> Mapped {
+        let graph = IntelProfile {
+            id: id.into(),
+            kind: kind.clone(),
+            title: Some(title.into()),
+            first_active: Timestamp::parse("2020-02-24T00:00:00Z"),
+            aliases: vec![],
+            targets: vec![],
+            countries_or_regions: vec![],
+            summary: None,
+            description: None,
+            tradecraft: None,
+        };
+        Mapped::Profile(MappedProfile {
+            profile_id: id.into(),
+            title: title.into(),
+            kind,
+            indicated_ref: format!("threat-actor--{id}"),
+            profile: Arc::new(graph),
+            objects: vec![],
+        })
+    }
+
+    fn indicator(profile_id: &str, id: &str, observable: ObservableType, value: &str) -> Mapped {
+        Mapped::Indicator(MappedIndicator {
+            indicator_id: id.into(),
+            profile_id: profile_id.into(),
+            observable_type: observable,
+            value: value.into(),
+            source: Some(IndicatorSource::Osint),
+            first_seen: Timestamp::parse("2024-01-02T03:04:05Z"),
+            last_seen: Timestamp::parse("2024-03-01T00:00:00Z"),
+            confidence: Some(50),
+            host: None,
+            stix_id: format!("indicator--{id}"),
+            objects: vec![],
+        })
+    }
+
+    fn run(directory: &Path, records: &[Mapped], max_attributes: usize) -> SinkReport {
+        let mut sink = Box::new(MispFeedSink::create(directory, options(max_attributes)).unwrap());
+        sink.begin(&[]).unwrap();
+        for record in records {
+            sink.write(record).unwrap();
+        }
+        sink.finish().unwrap()
+    }
+
+    fn read(path: PathBuf) -> Value {
+        serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn writes_one_event_per_profile_with_manifest_and_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = vec![
+            profile("actor-1", "Aqua Blizzard", ProfileKind::Actor),
+            indicator("actor-1", "i1", ObservableType::Ipv4, "198.51.100.7"),
+            indicator("actor-1", "i2", ObservableType::Domain, "bücher.example"),
+            profile("tool-1", "Mimikatz", ProfileKind::Tool),
+            indicator("tool-1", "i3", ObservableType::Ipv4, "198.51.100.7"),
+        ];
+        let report = run(dir.path(), &records, 100);
+        assert_eq!(report.objects, 3);
+        let actor = event_uuid("actor-1", 1).to_string();
+        let tool = event_uuid("tool-1", 1).to_string();
+        let event = read(dir.path().join(format!("{actor}.json")));
+        let event = &event["Event"];
+        assert_eq!(event["info"], "Threat actor profile: Aqua Blizzard");
+        assert_eq!(event["date"], "2020-02-24");
+        assert_eq!(event["distribution"], "1");
+        assert_eq!(event["Orgc"]["name"], "Example CTI Org");
+        let tags: Vec<&str> = event["Tag"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            tags,
+            ["tlp:amber", "misp-galaxy:threat-actor=\"Aqua Blizzard\""]
+        );
+        let attributes = event["Attribute"].as_array().unwrap();
+        assert_eq!(attributes[1]["value"], "xn--bcher-kva.example");
+        assert_eq!(attributes[0]["type"], "ip-dst");
+        assert_eq!(event["timestamp"], "1709251200");
+        assert_eq!(event["EventReport"].as_array().unwrap().len(), 1);
+        // The same IP in two profiles: two attributes with different uuids.
+        let tool_event = read(dir.path().join(format!("{tool}.json")));
+        assert_ne!(
+            tool_event["Event"]["Attribute"][0]["uuid"],
+            attributes[0]["uuid"]
+        );
+        assert_eq!(
+            tool_event["Event"]["Tag"][1]["name"],
+            "misp-galaxy:tool=\"Mimikatz\""
+        );
+        let manifest = read(dir.path().join(MANIFEST));
+        assert_eq!(manifest.as_object().unwrap().len(), 2);
+        assert_eq!(manifest[&actor]["timestamp"], 1_709_251_200);
+        let hashes = fs::read_to_string(dir.path().join(HASHES)).unwrap();
+        let md5_ip = format!("{:x}", Md5::digest(b"198.51.100.7"));
+        assert!(
+            hashes.starts_with(&format!("{md5_ip},{actor}\n")),
+            "{hashes}"
+        );
+        assert_eq!(hashes.lines().count(), 3);
+        // Nothing but the feed is left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 4);
+    }
+
+    #[test]
+    fn large_profiles_are_split_into_linked_events_and_reruns_are_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut records = vec![profile("big", "Big", ProfileKind::Actor)];
+        for n in 0..7u8 {
+            records.push(indicator(
+                "big",
+                &format!("i{n}"),
+                ObservableType::Ipv4,
+                &format!("198.51.100.{n}"),
+            ));
+        }
+        // A duplicate of an attribute already in the current part is merged, not a new one.
+        records.push(indicator(
+            "big",
+            "dup",
+            ObservableType::Ipv4,
+            "198.51.100.6",
+        ));
+        run(dir.path(), &records, 3);
+        let main = event_uuid("big", 1).to_string();
+        let manifest = read(dir.path().join(MANIFEST));
+        assert_eq!(manifest.as_object().unwrap().len(), 3);
+        let mut counts = 0;
+        for part in 1..=3 {
+            let uuid = event_uuid("big", part).to_string();
+            let event = read(dir.path().join(format!("{uuid}.json")));
+            let event = &event["Event"];
+            counts += event["Attribute"].as_array().unwrap().len();
+            if part == 1 {
+                assert_eq!(event["extends_uuid"], "");
+                assert!(event.get("EventReport").is_some());
+            } else {
+                assert_eq!(event["extends_uuid"], main.as_str());
+                assert_eq!(
+                    event["info"],
+                    format!("Threat actor profile: Big (part {part})")
+                );
+                assert!(event.get("EventReport").is_none());
+            }
+        }
+        assert_eq!(counts, 7);
+        let before: Vec<(String, Vec<u8>)> = snapshot(dir.path());
+        run(dir.path(), &records, 3);
+        assert_eq!(before, snapshot(dir.path()));
+        // A smaller re-export removes the extension events it no longer lists.
+        run(dir.path(), &records[..3], 3);
+        assert_eq!(
+            read(dir.path().join(MANIFEST)).as_object().unwrap().len(),
+            1
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
+    }
+
+    fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn a_dropped_sink_leaves_the_feed_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = Box::new(MispFeedSink::create(dir.path(), options(10)).unwrap());
+        sink.write(&profile("p", "P", ProfileKind::Actor)).unwrap();
+        drop(sink);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

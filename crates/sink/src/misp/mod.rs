@@ -1,0 +1,30 @@
+//! MISP output: one MISP event per intel profile (threat actor or tool), written as a MISP feed
+//! directory (`--to misp-feed:<dir>`).
+//!
+//! One file per concern:
+//! * [`config`]: the user's options (distribution, creator organisation, attribute limit, TLP);
+//! * [`mapping`]: the attribute table (`mappings/misp-attributes.json`): value type → MISP type,
+//!   category, `to_ids`;
+//! * [`normalize`]: the value MISP stores (and the values it would drop), so MISP drops nothing;
+//! * [`uuid`]: deterministic event and attribute uuids;
+//! * [`text`]: free text for MISP's utf8mb3 columns, MISP's timestamp forms;
+//! * [`event`]: the MISP core format documents and manifest entries; [`report`]: the EventReport;
+//! * [`batch`]: an event's attributes (merging what MISP would collapse);
+//! * [`feed`]: the sink that drives it all and writes the feed.
+//!
+//! Facts about MISP come from the reference `misp.md`; the choices it leaves open are documented
+//! where they are made and in the README.
+
+pub mod batch;
+pub mod config;
+pub mod event;
+pub mod feed;
+pub mod mapping;
+pub mod normalize;
+pub mod report;
+pub mod text;
+pub mod uuid;
+
+pub use config::{DEFAULT_MAX_ATTRIBUTES, Distribution, MispOptions, Organisation};
+pub use feed::MispFeedSink;
+pub use mapping::{AttributeTable, TableError};

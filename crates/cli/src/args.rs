@@ -63,6 +63,11 @@ pub struct ExportArgs {
     /// `stix:<file.json>`: one STIX 2.1 bundle.
     /// `stix:<dir>/` (trailing slash): chunked, self-contained bundles <dir>/bundle-00001.json, ….
     /// `ndjson:<file>`: one STIX object per line.
+    /// `misp-feed:<dir>`: a MISP feed (manifest.json, one <event uuid>.json per profile, hashes.csv).
+    /// `csv:<file>`: one CSV row per indicator occurrence (see --csv-columns).
+    /// `taxii:<collection url>`: push to a TAXII 2.1 collection, e.g.
+    ///   taxii:https://ti.example/api1/collections/<id>/ (credentials from TAXII_USERNAME
+    ///   and TAXII_PASSWORD).
     #[arg(
         long = "to",
         value_name = "SINK",
@@ -82,6 +87,20 @@ pub struct ExportArgs {
     /// Most bytes in one chunk of a `stix:<dir>/` sink.
     #[arg(long, value_name = "BYTES", default_value_t = 50 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
     pub max_bundle_bytes: u64,
+
+    /// Allow a `taxii:` sink over plain http:// to a host other than loopback (credentials and
+    /// intelligence then travel unencrypted).
+    #[arg(long)]
+    pub taxii_allow_http: bool,
+
+    /// Extra CA certificate(s) (PEM) to trust for https:// sinks, for servers with a private CA.
+    /// TLS verification is always on.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Seconds to wait for a TAXII server to finish a pending add-objects request.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub taxii_status_timeout: u64,
 
     /// How an actor profile is represented: a threat-actor, an intrusion-set, or both (the
     /// intrusion-set attributed-to the threat-actor; indicators then indicate the intrusion-set).
@@ -107,13 +126,38 @@ pub struct ExportArgs {
     pub marking_set: String,
 
     /// Directory with mapping tables that replace the built-in ones, file by file
-    /// (artifact-types.json, unclassified-kinds.json, sectors.json, sources.json, ttl.json, markings.json).
+    /// (artifact-types.json, unclassified-kinds.json, sectors.json, sources.json, ttl.json, markings.json, misp-attributes.json).
     #[arg(long, value_name = "DIR")]
     pub mappings: Option<PathBuf>,
 
     /// Name of the producer identity that every object's created_by_ref points at.
     #[arg(long, value_name = "NAME", default_value = ctiport_transform::options::DEFAULT_PRODUCER)]
     pub producer_name: String,
+
+    /// Distribution of the events of `misp-feed:` sinks: organisation (0, your organisation
+    /// only), community (1), connected (2) or all (3).
+    #[arg(long, value_enum, value_name = "LEVEL", default_value = "organisation")]
+    pub misp_distribution: crate::sink_options::MispDistributionArg,
+
+    /// Name of the organisation that creates the MISP events (`Orgc`) [default: --producer-name].
+    #[arg(long, value_name = "NAME")]
+    pub misp_org_name: Option<String>,
+
+    /// UUID of that organisation, as the importing MISP instances know it [default: a UUID
+    /// derived from its name].
+    #[arg(long, value_name = "UUID")]
+    pub misp_org_uuid: Option<String>,
+
+    /// Most attributes in one MISP event; a larger profile is split into linked events
+    /// (`extends_uuid`).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub misp_max_attributes: u64,
+
+    /// Columns of `csv:` sinks, comma-separated, in order [default:
+    /// value,type,profile_id,profile_title,kind,source,first_seen,last_seen,confidence,tlp,stix_id;
+    /// also available: indicator_id].
+    #[arg(long, value_name = "LIST")]
+    pub csv_columns: Option<String>,
 
     /// Never draw a progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long)]

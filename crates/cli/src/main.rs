@@ -3,6 +3,7 @@
 mod args;
 mod pipeline;
 mod progress;
+mod sink_options;
 mod sinks;
 mod summary;
 mod validate;
@@ -104,7 +105,8 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         max_hosts: args.enrich_max,
     };
     // `dump:` captures what the live source fetched; every other `--to` is a sink of the mapping.
-    let (dumps, sink_specs): (Vec<&String>, Vec<&String>) = args.to.iter().partition(|spec| spec.starts_with("dump:"));
+    let (dumps, sink_specs): (Vec<&String>, Vec<&String>) =
+        args.to.iter().partition(|spec| spec.starts_with("dump:"));
     let dump_capture = match dumps.as_slice() {
         [] => None,
         [spec] if args.from == "graph" => match spec.trim_start_matches("dump:") {
@@ -115,15 +117,25 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         _ => return Err("--to dump: may be given once".into()),
     };
     let source = match args.from.split_once(':') {
-        Some(("dir", path)) if !path.is_empty() => {
-            Source::Dump(DumpSource::open(Path::new(path)).map_err(|e| e.to_string())?.with_enrichment(enrich))
-        }
+        Some(("dir", path)) if !path.is_empty() => Source::Dump(
+            DumpSource::open(Path::new(path))
+                .map_err(|e| e.to_string())?
+                .with_enrichment(enrich),
+        ),
         None if args.from == "graph" => {
             let mut config = graph_config(&args.graph)?;
             config.enrich = Some(enrich);
-            Source::Graph { config: Arc::new(config), capture: dump_capture.clone() }
+            Source::Graph {
+                config: Arc::new(config),
+                capture: dump_capture.clone(),
+            }
         }
-        _ => return Err(format!("unknown source '{}' (expected graph or dir:<path>)", args.from)),
+        _ => {
+            return Err(format!(
+                "unknown source '{}' (expected graph or dir:<path>)",
+                args.from
+            ));
+        }
     };
 
     let mappings = Mappings::load(args.mappings.as_deref())
@@ -147,6 +159,14 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
             max_bytes: args.max_bundle_bytes,
         },
         tlp: args.tlp.level().to_owned(),
+        misp: sink_options::misp_options(args)?,
+        csv_columns: sink_options::csv_columns(args)?,
+        taxii: ctiport_sink::taxii::TaxiiOptions {
+            allow_http: args.taxii_allow_http,
+            ca_file: args.ca_file.clone(),
+            status_timeout: std::time::Duration::from_secs(args.taxii_status_timeout),
+            ..Default::default()
+        },
     };
     let sink_specs: Vec<String> = sink_specs.into_iter().cloned().collect();
     let sinks = pipeline::open_sinks(&sink_specs, &settings)?;

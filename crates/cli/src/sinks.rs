@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
+use ctiport_sink::csv::{Column, CsvSink};
+use ctiport_sink::misp::{MispFeedSink, MispOptions};
 use ctiport_sink::ndjson::NdjsonSink;
 use ctiport_sink::stix::{BundleSink, ChunkLimits, ChunkedBundleSink};
+use ctiport_sink::taxii::{Credentials, TaxiiConfig, TaxiiOptions, TaxiiSink};
 use ctiport_sink::{Sink, SinkError};
 
 /// Options that shape what sinks write, gathered from the command line.
@@ -12,6 +15,12 @@ pub struct SinkSettings {
     pub chunk_limits: ChunkLimits,
     /// The TLP level of the run (`clear`, `green`, `amber`, `amber+strict`, `red`).
     pub tlp: String,
+    /// Options of every `misp-feed:` sink.
+    pub misp: MispOptions,
+    /// Columns of every `csv:` sink.
+    pub csv_columns: Vec<Column>,
+    /// Options of every `taxii:` sink.
+    pub taxii: TaxiiOptions,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,13 +28,20 @@ pub enum SinkSpec {
     StixFile(PathBuf),
     StixChunks(PathBuf),
     Ndjson(PathBuf),
+    /// A MISP feed directory.
+    MispFeed(PathBuf),
+    Csv(PathBuf),
+    /// A TAXII 2.1 collection URL.
+    Taxii(String),
 }
 
 impl SinkSpec {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let (scheme, target) = text
-            .split_once(':')
-            .ok_or_else(|| format!("sink '{text}' has no scheme (expected stix:, ndjson:)"))?;
+        let (scheme, target) = text.split_once(':').ok_or_else(|| {
+            format!(
+                "sink '{text}' has no scheme (expected stix:, ndjson:, taxii:, misp-feed:, csv:)"
+            )
+        })?;
         if target.is_empty() {
             return Err(format!("sink '{text}' has no target"));
         }
@@ -33,8 +49,16 @@ impl SinkSpec {
             "stix" if target.ends_with('/') => Ok(SinkSpec::StixChunks(PathBuf::from(target))),
             "stix" => Ok(SinkSpec::StixFile(PathBuf::from(target))),
             "ndjson" => Ok(SinkSpec::Ndjson(PathBuf::from(target))),
+            "misp-feed" => Ok(SinkSpec::MispFeed(PathBuf::from(target))),
+            "csv" => Ok(SinkSpec::Csv(PathBuf::from(target))),
+            "taxii" => {
+                // Checked here, so that no message ever echoes a URL with a password in it.
+                ctiport_sink::taxii::config::parse_collection_url(target)
+                    .map_err(|e| e.to_string())?;
+                Ok(SinkSpec::Taxii(target.to_owned()))
+            }
             other => Err(format!(
-                "unknown sink scheme '{other}:' in '{text}' (expected stix:, ndjson:)"
+                "unknown sink scheme '{other}:' in '{text}' (expected stix:, ndjson:, taxii:, misp-feed:, csv:)"
             )),
         }
     }
@@ -46,6 +70,16 @@ impl SinkSpec {
                 Box::new(ChunkedBundleSink::create(dir, settings.chunk_limits)?)
             }
             SinkSpec::Ndjson(path) => Box::new(NdjsonSink::create(path)?),
+            SinkSpec::MispFeed(dir) => Box::new(MispFeedSink::create(dir, settings.misp.clone())?),
+            SinkSpec::Csv(path) => {
+                Box::new(CsvSink::create(path, &settings.csv_columns, &settings.tlp)?)
+            }
+            SinkSpec::Taxii(url) => {
+                // Credentials only from the environment, never from arguments.
+                let credentials = Credentials::from_lookup(|name| std::env::var(name).ok())?;
+                let config = TaxiiConfig::new(url, &settings.taxii, credentials)?;
+                Box::new(TaxiiSink::new(config))
+            }
         })
     }
 }
@@ -72,6 +106,20 @@ mod tests {
             SinkSpec::parse("kafka:x")
                 .unwrap_err()
                 .contains("unknown sink scheme")
+        );
+        assert_eq!(
+            SinkSpec::parse("taxii:https://ti.example/api1/collections/c1/"),
+            Ok(SinkSpec::Taxii(
+                "https://ti.example/api1/collections/c1/".into()
+            ))
+        );
+        assert_eq!(
+            SinkSpec::parse("misp-feed:out/feed"),
+            Ok(SinkSpec::MispFeed("out/feed".into()))
+        );
+        assert_eq!(
+            SinkSpec::parse("csv:out/i.csv"),
+            Ok(SinkSpec::Csv("out/i.csv".into()))
         );
         assert!(SinkSpec::parse("stix:").is_err());
         assert!(SinkSpec::parse("out.json").is_err());

@@ -2,8 +2,12 @@
 //! commits its output only when the run completes, so a failed run never leaves half a file.
 
 pub mod atomic;
+pub mod csv;
+pub mod io_adapter;
+pub mod misp;
 pub mod ndjson;
 pub mod stix;
+pub mod taxii;
 
 use ctiport_model::record::Mapped;
 use ctiport_model::stix::EncodedObject;

@@ -13,11 +13,12 @@ run:
 	$(CARGO) build --release --locked -p ctiport
 	@mkdir -p out
 	@# The samples contain deliberately malformed records, so exit code 3 (partial) is expected.
-	$(RELEASE) export --from dir:samples/mdti --to stix:out/bundle.json --summary out/summary.json --no-progress \
+	$(RELEASE) export --from dir:samples/mdti --to stix:out/bundle.json --to misp-feed:out/misp-feed/ --to csv:out/indicators.csv \
+		--summary out/summary.json --no-progress \
 		--log-level warn; code=$$?; if [ $$code -ne 0 ] && [ $$code -ne 3 ]; then exit $$code; fi
 	@cat out/summary.json
 	@echo
-	@echo "Wrote out/bundle.json (exit code 3 = partial: the samples include malformed records on purpose)."
+	@echo "Wrote out/bundle.json, out/misp-feed/ and out/indicators.csv (exit code 3 = partial: the samples include malformed records on purpose)."
 
 ## test: Rust unit and property tests, then end-to-end tests against the pinned OASIS oracles
 test: test-rust test-e2e
@@ -26,7 +27,7 @@ test-rust:
 	$(CARGO) test --workspace --locked
 
 test-e2e: oracles
-	$(CARGO) build --locked -p ctiport
+	$(CARGO) build --locked -p ctiport -p ctiport-sim
 	CTIPORT_BIN=$(CURDIR)/$(DEBUG) $(PYTHON) -m pytest tests/e2e -q -p no:cacheprovider
 
 ## oracles: the Python virtualenv with the pinned stix2, stix2-validator, stix2-patterns, pytest
@@ -36,6 +37,11 @@ $(VENV)/.installed: tests/oracles/requirements.txt
 	$(PYTHON3) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/oracles/requirements.txt
 	@touch $@
+
+## bench: rate-limit efficiency against the sim, export throughput beside a Python baseline → BENCHMARKS.md
+bench: oracles
+	$(CARGO) build --release --locked -p ctiport -p ctiport-sim
+	$(PYTHON) bench/run_bench.py
 
 lint:
 	$(CARGO) fmt --all --check

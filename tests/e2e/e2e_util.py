@@ -51,10 +51,10 @@ class Run:
             " ".join(map(str, self.args)), self.returncode, "\n".join(self.stderr_lines[-40:]))
 
 
-def run_ctiport(*args, cwd: Path = REPO) -> Run:
+def run_ctiport(*args, cwd: Path = REPO, env_extra: dict | None = None) -> Run:
     assert BIN.is_file(), (
         "ctiport binary not found at %s (run `cargo build`, or set CTIPORT_BIN)" % BIN)
-    env = dict(os.environ, NO_COLOR="1", RUST_BACKTRACE="1")
+    env = dict(os.environ, NO_COLOR="1", RUST_BACKTRACE="1", **(env_extra or {}))
     env.pop("RUST_LOG", None)
     p = subprocess.run([str(BIN), *map(str, args)], cwd=cwd, env=env, capture_output=True,
                        text=True, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)

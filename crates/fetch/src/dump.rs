@@ -49,12 +49,18 @@ impl DumpSource {
             .map(|name| root.join(name))
             .find(|path| path.is_file())
             .ok_or_else(|| SourceError::NoProfiles(root.to_owned()))?;
-        Ok(DumpSource { root: root.to_owned(), profiles_file, enricher: None })
+        Ok(DumpSource {
+            root: root.to_owned(),
+            profiles_file,
+            enricher: None,
+        })
     }
 
     /// Enriches host indicators from the dump's `hosts/` and `reputation/` folders.
     pub fn with_enrichment(mut self, options: EnrichOptions) -> Self {
-        self.enricher = options.any().then(|| DumpEnricher::new(&self.root, options));
+        self.enricher = options
+            .any()
+            .then(|| DumpEnricher::new(&self.root, options));
         self
     }
 
@@ -238,7 +244,11 @@ mod tests {
             .run(&mut |record| {
                 seen.push(match record {
                     SourceRecord::Profile(p) => format!("profile {}", p.id),
-                    SourceRecord::Indicator { profile_id, indicator, .. } => format!("indicator {profile_id}/{}", indicator.id),
+                    SourceRecord::Indicator {
+                        profile_id,
+                        indicator,
+                        ..
+                    } => format!("indicator {profile_id}/{}", indicator.id),
                     SourceRecord::Rejected(r) => {
                         format!("rejected {} ({:?}): {}", r.id, r.record, r.reason)
                     }

@@ -27,15 +27,28 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> std::io::Error + '_ {
 
 impl DumpWriter {
     pub fn create(destination: &Path) -> std::io::Result<Self> {
-        let name = destination.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "dump".into());
-        let parent = destination.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = destination
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "dump".into());
+        let parent = destination
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
         for folder in ["indicators", "hosts", "reputation"] {
             fs::create_dir_all(staging.join(folder)).map_err(io(&staging))?;
         }
         let profiles_path = staging.join("intelProfiles.ndjson");
         let profiles = BufWriter::new(File::create(&profiles_path).map_err(io(&profiles_path))?);
-        Ok(DumpWriter { destination: destination.to_owned(), staging, profiles, indicators: None, records: 0, committed: false })
+        Ok(DumpWriter {
+            destination: destination.to_owned(),
+            staging,
+            profiles,
+            indicators: None,
+            records: 0,
+            committed: false,
+        })
     }
 
     fn line(writer: &mut BufWriter<File>, value: &Value) -> std::io::Result<()> {
@@ -49,13 +62,24 @@ impl DumpWriter {
     }
 
     pub fn indicator(&mut self, profile_id: &str, raw: &Value) -> std::io::Result<()> {
-        if self.indicators.as_ref().is_none_or(|(id, _)| id != profile_id) {
+        if self
+            .indicators
+            .as_ref()
+            .is_none_or(|(id, _)| id != profile_id)
+        {
             if let Some((_, mut previous)) = self.indicators.take() {
                 previous.flush()?;
             }
-            let path = self.staging.join("indicators").join(format!("{}.ndjson", pct(profile_id)));
+            let path = self
+                .staging
+                .join("indicators")
+                .join(format!("{}.ndjson", pct(profile_id)));
             // Append: a profile listed twice keeps every indicator of both listings.
-            let file = fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+            let file = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(io(&path))?;
             self.indicators = Some((profile_id.to_owned(), BufWriter::new(file)));
         }
         self.records += 1;
@@ -66,8 +90,16 @@ impl DumpWriter {
     }
 
     /// A `hosts/{id}` (folder `hosts`) or `hosts/{id}/reputation` (folder `reputation`) record.
-    pub fn host_record(&mut self, folder: &'static str, host: &str, raw: &Value) -> std::io::Result<()> {
-        let path = self.staging.join(folder).join(format!("{}.json", pct(host)));
+    pub fn host_record(
+        &mut self,
+        folder: &'static str,
+        host: &str,
+        raw: &Value,
+    ) -> std::io::Result<()> {
+        let path = self
+            .staging
+            .join(folder)
+            .join(format!("{}.json", pct(host)));
         fs::write(&path, serde_json::to_vec(raw)?).map_err(io(&path))?;
         self.records += 1;
         Ok(())
@@ -113,10 +145,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let destination = dir.path().join("capture");
         let mut writer = DumpWriter::create(&destination).unwrap();
-        writer.profile(&json!({"id": "a/b+c=", "kind": "actor", "title": "T"})).unwrap();
+        writer
+            .profile(&json!({"id": "a/b+c=", "kind": "actor", "title": "T"}))
+            .unwrap();
         writer.indicator("a/b+c=", &json!({"id": "i1", "artifact": {"@odata.type": "#microsoft.graph.security.hostname", "id": "x.example"}})).unwrap();
         writer.indicator("a/b+c=", &json!({"id": "i2"})).unwrap();
-        writer.host_record("hosts", "x.example", &json!({"id": "x.example", "registrar": "R"})).unwrap();
+        writer
+            .host_record(
+                "hosts",
+                "x.example",
+                &json!({"id": "x.example", "registrar": "R"}),
+            )
+            .unwrap();
         assert!(!destination.exists(), "nothing appears before commit");
         assert_eq!(writer.commit().unwrap(), 4);
         let mut seen = Vec::new();
@@ -125,7 +165,9 @@ mod tests {
             .run(&mut |record| {
                 seen.push(match record {
                     SourceRecord::Profile(p) => format!("profile {}", p.id),
-                    SourceRecord::Indicator { indicator, .. } => format!("indicator {}", indicator.id),
+                    SourceRecord::Indicator { indicator, .. } => {
+                        format!("indicator {}", indicator.id)
+                    }
                     SourceRecord::Rejected(r) => format!("rejected {}", r.id),
                 });
                 Flow::Continue

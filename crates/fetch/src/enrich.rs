@@ -39,10 +39,12 @@ impl EnrichOptions {
 pub fn host_key(type_name: &str, id: &str) -> Option<String> {
     let id = id.trim();
     match type_name {
-        "hostname" | "ipaddress" | "host" if !id.is_empty() && !id.contains('/') => Some(match id.parse::<IpAddr>() {
-            Ok(address) => address.to_string(),
-            Err(_) => id.trim_end_matches('.').to_lowercase(),
-        }),
+        "hostname" | "ipaddress" | "host" if !id.is_empty() && !id.contains('/') => {
+            Some(match id.parse::<IpAddr>() {
+                Ok(address) => address.to_string(),
+                Err(_) => id.trim_end_matches('.').to_lowercase(),
+            })
+        }
         _ => None,
     }
 }
@@ -67,7 +69,11 @@ struct Budget {
 
 impl Budget {
     fn new(max: usize) -> Self {
-        Budget { used: AtomicUsize::new(0), max, warned: AtomicBool::new(false) }
+        Budget {
+            used: AtomicUsize::new(0),
+            max,
+            warned: AtomicBool::new(false),
+        }
     }
 
     fn take(&self) -> bool {
@@ -75,14 +81,25 @@ impl Budget {
             return true;
         }
         if !self.warned.swap(true, Ordering::Relaxed) {
-            tracing::warn!(max = self.max, "enrichment budget reached (--enrich-max {}); further hosts are not enriched", self.max);
+            tracing::warn!(
+                max = self.max,
+                "enrichment budget reached (--enrich-max {}); further hosts are not enriched",
+                self.max
+            );
         }
         false
     }
 }
 
-fn combine(host: &str, facts: Option<HostFacts>, reputation: Option<Reputation>) -> Option<Arc<HostFacts>> {
-    let mut facts = facts.unwrap_or_else(|| HostFacts { host: host.to_owned(), ..HostFacts::default() });
+fn combine(
+    host: &str,
+    facts: Option<HostFacts>,
+    reputation: Option<Reputation>,
+) -> Option<Arc<HostFacts>> {
+    let mut facts = facts.unwrap_or_else(|| HostFacts {
+        host: host.to_owned(),
+        ..HostFacts::default()
+    });
     facts.reputation = reputation;
     (!facts.is_empty()).then(|| Arc::new(facts))
 }
@@ -97,19 +114,35 @@ pub struct DumpEnricher {
 
 impl DumpEnricher {
     pub fn new(root: &Path, options: EnrichOptions) -> Self {
-        DumpEnricher { root: root.to_owned(), options, budget: Budget::new(options.max_hosts), cache: Mutex::new(HashMap::new()) }
+        DumpEnricher {
+            root: root.to_owned(),
+            options,
+            budget: Budget::new(options.max_hosts),
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Attaches host facts to an indicator record whose artifact is a host.
     pub fn enrich(&self, record: &mut SourceRecord) {
-        let SourceRecord::Indicator { indicator, host, .. } = record else { return };
-        let Some(key) = indicator.artifact.as_ref().and_then(artifact_key) else { return };
+        let SourceRecord::Indicator {
+            indicator, host, ..
+        } = record
+        else {
+            return;
+        };
+        let Some(key) = indicator.artifact.as_ref().and_then(artifact_key) else {
+            return;
+        };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(known) = cache.get(&key) {
             *host = known.clone();
             return;
         }
-        let facts = if self.budget.take() { self.read(&key) } else { None };
+        let facts = if self.budget.take() {
+            self.read(&key)
+        } else {
+            None
+        };
         cache.insert(key, facts.clone());
         *host = facts;
     }
@@ -119,11 +152,21 @@ impl DumpEnricher {
             let path = self.root.join(folder).join(format!("{}.json", pct(key)));
             let text = std::fs::read_to_string(&path).ok()?;
             serde_json::from_str(&text)
-                .map_err(|e| tracing::warn!(file = %path.display(), "unreadable enrichment file: {e}"))
+                .map_err(
+                    |e| tracing::warn!(file = %path.display(), "unreadable enrichment file: {e}"),
+                )
                 .ok()
         };
-        let facts = if self.options.hosts { load("hosts").and_then(|v| HostFacts::from_host_json(key, &v)) } else { None };
-        let reputation = if self.options.reputation { load("reputation").and_then(|v| Reputation::from_json(&v)) } else { None };
+        let facts = if self.options.hosts {
+            load("hosts").and_then(|v| HostFacts::from_host_json(key, &v))
+        } else {
+            None
+        };
+        let reputation = if self.options.reputation {
+            load("reputation").and_then(|v| Reputation::from_json(&v))
+        } else {
+            None
+        };
         combine(key, facts, reputation)
     }
 }
@@ -141,7 +184,14 @@ pub struct GraphEnricher {
 
 impl GraphEnricher {
     pub fn new(client: Arc<GraphClient>, base: String, options: EnrichOptions) -> Self {
-        GraphEnricher { client, base, options, capture: None, budget: Budget::new(options.max_hosts), cells: Mutex::new(HashMap::new()) }
+        GraphEnricher {
+            client,
+            base,
+            options,
+            capture: None,
+            budget: Budget::new(options.max_hosts),
+            cells: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn options(&self) -> EnrichOptions {
@@ -175,9 +225,21 @@ impl GraphEnricher {
 
     /// The facts of an indicator's host, once its lookup is done (`None` if never started).
     pub async fn enrich(&self, record: &mut SourceRecord) {
-        let SourceRecord::Indicator { indicator, host, .. } = record else { return };
-        let Some(key) = indicator.artifact.as_ref().and_then(artifact_key) else { return };
-        let cell = self.cells.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+        let SourceRecord::Indicator {
+            indicator, host, ..
+        } = record
+        else {
+            return;
+        };
+        let Some(key) = indicator.artifact.as_ref().and_then(artifact_key) else {
+            return;
+        };
+        let cell = self
+            .cells
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
         if let Some(cell) = cell {
             *host = cell.get_or_init(|| self.lookup(&key)).await.clone();
         }
@@ -185,9 +247,17 @@ impl GraphEnricher {
 
     async fn lookup(&self, key: &str) -> Option<Arc<HostFacts>> {
         let url = format!("{}/hosts/{}", self.base, pct(key));
-        let facts = if self.options.hosts { self.fetch(&url, key, "hosts").await.and_then(|v| HostFacts::from_host_json(key, &v)) } else { None };
+        let facts = if self.options.hosts {
+            self.fetch(&url, key, "hosts")
+                .await
+                .and_then(|v| HostFacts::from_host_json(key, &v))
+        } else {
+            None
+        };
         let reputation = if self.options.reputation {
-            self.fetch(&format!("{url}/reputation"), key, "reputation").await.and_then(|v| Reputation::from_json(&v))
+            self.fetch(&format!("{url}/reputation"), key, "reputation")
+                .await
+                .and_then(|v| Reputation::from_json(&v))
         } else {
             None
         };
@@ -197,14 +267,19 @@ impl GraphEnricher {
     async fn fetch(&self, url: &str, key: &str, folder: &'static str) -> Option<Value> {
         match self.client.get_json(url).await {
             Ok(value) => {
-                if let Err(error) = capture_with(&self.capture, |dump| dump.host_record(folder, key, &value)) {
+                if let Err(error) =
+                    capture_with(&self.capture, |dump| dump.host_record(folder, key, &value))
+                {
                     tracing::error!("{error}");
                 }
                 Some(value)
             }
             Err(GraphError::NotFound { .. }) => None,
             Err(error) => {
-                tracing::warn!(host = key, "enrichment lookup failed, indicator exported without it: {error}");
+                tracing::warn!(
+                    host = key,
+                    "enrichment lookup failed, indicator exported without it: {error}"
+                );
                 None
             }
         }
@@ -219,11 +294,22 @@ mod tests {
 
     #[test]
     fn host_keys_are_normalized_and_only_for_hosts() {
-        assert_eq!(host_key("hostname", "EVIL.Example.com."), Some("evil.example.com".into()));
-        assert_eq!(host_key("ipaddress", "2001:DB8::1"), Some("2001:db8::1".into()));
+        assert_eq!(
+            host_key("hostname", "EVIL.Example.com."),
+            Some("evil.example.com".into())
+        );
+        assert_eq!(
+            host_key("ipaddress", "2001:DB8::1"),
+            Some("2001:db8::1".into())
+        );
         assert_eq!(host_key("ipaddress", "203.0.113.0/24"), None);
         assert_eq!(host_key("sslcertificate", "abc"), None);
-        assert_eq!(raw_host_key(&json!({"artifact": {"@odata.type": "#microsoft.graph.security.hostName", "id": "A.example"}})), Some("a.example".into()));
+        assert_eq!(
+            raw_host_key(
+                &json!({"artifact": {"@odata.type": "#microsoft.graph.security.hostName", "id": "A.example"}})
+            ),
+            Some("a.example".into())
+        );
     }
 
     #[test]
@@ -232,14 +318,31 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("hosts")).unwrap();
         std::fs::create_dir_all(dir.path().join("reputation")).unwrap();
         for host in ["a.example", "b.example"] {
-            std::fs::write(dir.path().join("hosts").join(format!("{host}.json")), json!({"id": host, "registrar": "R"}).to_string()).unwrap();
-            std::fs::write(dir.path().join("reputation").join(format!("{host}.json")), json!({"classification": "malicious", "score": 90}).to_string()).unwrap();
+            std::fs::write(
+                dir.path().join("hosts").join(format!("{host}.json")),
+                json!({"id": host, "registrar": "R"}).to_string(),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.path().join("reputation").join(format!("{host}.json")),
+                json!({"classification": "malicious", "score": 90}).to_string(),
+            )
+            .unwrap();
         }
-        let enricher = DumpEnricher::new(dir.path(), EnrichOptions { hosts: true, reputation: true, max_hosts: 1 });
-        let record = |host: &str| SourceRecord::Indicator {
+        let enricher = DumpEnricher::new(
+            dir.path(),
+            EnrichOptions {
+                hosts: true,
+                reputation: true,
+                max_hosts: 1,
+            },
+        );
+        let record = |host: &str| {
+            SourceRecord::Indicator {
             profile_id: "p".into(),
             indicator: ProfileIndicator::from_json(json!({"id": "i", "artifact": {"@odata.type": "#microsoft.graph.security.hostname", "id": host}})).unwrap(),
             host: None,
+        }
         };
         let host_of = |mut r: SourceRecord| {
             enricher.enrich(&mut r);
@@ -249,8 +352,17 @@ mod tests {
             }
         };
         let first = host_of(record("A.example.")).unwrap();
-        assert_eq!((first.registrar.as_deref(), first.reputation.as_ref().map(|r| r.score)), (Some("R"), Some(90)));
-        assert!(host_of(record("a.example")).is_some(), "cached, not charged to the budget");
+        assert_eq!(
+            (
+                first.registrar.as_deref(),
+                first.reputation.as_ref().map(|r| r.score)
+            ),
+            (Some("R"), Some(90))
+        );
+        assert!(
+            host_of(record("a.example")).is_some(),
+            "cached, not charged to the budget"
+        );
         assert!(host_of(record("b.example")).is_none(), "over the budget");
     }
 }

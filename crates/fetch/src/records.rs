@@ -20,7 +20,11 @@ pub fn profile_record(value: Value) -> SourceRecord {
 pub fn indicator_record(profile_id: &str, value: Value) -> SourceRecord {
     let id = raw_record_id(&value);
     match ProfileIndicator::from_json(value) {
-        Ok(indicator) => SourceRecord::Indicator { profile_id: profile_id.to_owned(), indicator, host: None },
+        Ok(indicator) => SourceRecord::Indicator {
+            profile_id: profile_id.to_owned(),
+            indicator,
+            host: None,
+        },
         Err(error) => SourceRecord::Rejected(Rejection {
             id: id.unwrap_or_else(|| "(indicator without id)".into()),
             record: RecordKind::Indicator,

@@ -44,9 +44,17 @@ impl Source {
     pub async fn run(self, out: mpsc::Sender<SourceRecord>) -> Result<SourceReport, RunError> {
         match self {
             Source::Dump(dump) => {
-                tokio::task::spawn_blocking(move || dump.run(&mut |record| if out.blocking_send(record).is_ok() { Flow::Continue } else { Flow::Stop }))
-                    .await
-                    .map_err(|e| RunError::Crashed(e.to_string()))??;
+                tokio::task::spawn_blocking(move || {
+                    dump.run(&mut |record| {
+                        if out.blocking_send(record).is_ok() {
+                            Flow::Continue
+                        } else {
+                            Flow::Stop
+                        }
+                    })
+                })
+                .await
+                .map_err(|e| RunError::Crashed(e.to_string()))??;
                 Ok(SourceReport::default())
             }
             Source::Graph { config, capture } => {
@@ -54,7 +62,12 @@ impl Source {
                 let mut walk = GraphWalk::new(client, config);
                 let writer = match &capture {
                     Some(path) => {
-                        let writer = DumpWriter::create(path).map_err(|e| GraphError::Invalid(format!("cannot create the dump {}: {e}", path.display())))?;
+                        let writer = DumpWriter::create(path).map_err(|e| {
+                            GraphError::Invalid(format!(
+                                "cannot create the dump {}: {e}",
+                                path.display()
+                            ))
+                        })?;
                         let writer = Arc::new(Mutex::new(writer));
                         walk = walk.capturing(writer.clone());
                         Some((path.clone(), writer))
@@ -70,9 +83,14 @@ impl Source {
                         let mut waited = std::time::Duration::ZERO;
                         let writer = loop {
                             match Arc::try_unwrap(shared) {
-                                Ok(mutex) => break mutex.into_inner().unwrap_or_else(|e| e.into_inner()),
+                                Ok(mutex) => {
+                                    break mutex.into_inner().unwrap_or_else(|e| e.into_inner());
+                                }
                                 Err(_) if waited > std::time::Duration::from_secs(60) => {
-                                    return Err(GraphError::Invalid("the dump is still in use after the walk ended".into()).into());
+                                    return Err(GraphError::Invalid(
+                                        "the dump is still in use after the walk ended".into(),
+                                    )
+                                    .into());
                                 }
                                 Err(still_shared) => {
                                     shared = still_shared;
@@ -81,7 +99,9 @@ impl Source {
                                 }
                             }
                         };
-                        let records = writer.commit().map_err(|e| GraphError::Invalid(format!("writing the dump {}: {e}", path.display())))?;
+                        let records = writer.commit().map_err(|e| {
+                            GraphError::Invalid(format!("writing the dump {}: {e}", path.display()))
+                        })?;
                         Some((path, records))
                     }
                     None => None,

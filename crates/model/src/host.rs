@@ -50,11 +50,17 @@ fn unwrap(value: &Value) -> Option<&Map<String, Value>> {
 }
 
 fn text(map: &Map<String, Value>, key: &str) -> Option<String> {
-    map.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+    map.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 fn date(map: &Map<String, Value>, key: &str) -> Option<Timestamp> {
-    map.get(key).and_then(Value::as_str).and_then(Timestamp::parse)
+    map.get(key)
+        .and_then(Value::as_str)
+        .and_then(Timestamp::parse)
 }
 
 impl HostFacts {
@@ -63,13 +69,18 @@ impl HostFacts {
         let map = unwrap(value)?;
         let autonomous_system = map.get("autonomousSystem").and_then(Value::as_object);
         let as_text = |key: &str| autonomous_system.and_then(|a| text(a, key));
-        let asn = autonomous_system.and_then(|a| a.get("number")).and_then(|n| match n {
-            Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-            Value::String(s) => s.trim().trim_start_matches("AS").parse().ok(),
-            _ => None,
-        });
+        let asn = autonomous_system
+            .and_then(|a| a.get("number"))
+            .and_then(|n| match n {
+                Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+                Value::String(s) => s.trim().trim_start_matches("AS").parse().ok(),
+                _ => None,
+            });
         // Only the ipAddress subtype carries network facts; a hostname carries WHOIS ones.
-        let _subtype = map.get("@odata.type").and_then(Value::as_str).map(odata_type_name);
+        let _subtype = map
+            .get("@odata.type")
+            .and_then(Value::as_str)
+            .map(odata_type_name);
         Some(HostFacts {
             host: host.to_owned(),
             registrar: text(map, "registrar"),
@@ -87,7 +98,11 @@ impl HostFacts {
     }
 
     pub fn is_empty(&self) -> bool {
-        *self == HostFacts { host: self.host.clone(), ..HostFacts::default() }
+        *self
+            == HostFacts {
+                host: self.host.clone(),
+                ..HostFacts::default()
+            }
     }
 }
 
@@ -108,7 +123,11 @@ impl Reputation {
                     .iter()
                     .filter_map(Value::as_object)
                     .filter_map(|rule| {
-                        Some(ReputationRule { name: text(rule, "name")?, description: text(rule, "description"), severity: text(rule, "severity") })
+                        Some(ReputationRule {
+                            name: text(rule, "name")?,
+                            description: text(rule, "description"),
+                            severity: text(rule, "severity"),
+                        })
                     })
                     .collect()
             })
@@ -134,15 +153,32 @@ mod tests {
             "countryOrRegion": "DE", "hostingProvider": "Example Hosting", "netblock": "198.51.100.0/24",
             "firstSeenDateTime": "2020-01-01T00:00:00Z", "lastSeenDateTime": null
         })).unwrap();
-        assert_eq!((ip.asn, ip.country.as_deref(), ip.netblock.as_deref()), (Some(64500), Some("DE"), Some("198.51.100.0/24")));
+        assert_eq!(
+            (ip.asn, ip.country.as_deref(), ip.netblock.as_deref()),
+            (Some(64500), Some("DE"), Some("198.51.100.0/24"))
+        );
         let name = HostFacts::from_host_json("contoso.com", &json!({"value": {"id": "contoso.com", "registrar": "MarkMonitor Inc.", "registrant": "Microsoft Corporation"}})).unwrap();
         assert_eq!(name.registrar.as_deref(), Some("MarkMonitor Inc."));
         let reputation = Reputation::from_json(&json!({"classification": "malicious", "score": 100, "rules": [
             {"name": "Registrar", "description": "Often abused", "severity": "medium", "relatedDetailsUrl": null},
             {"name": "Old shape", "link": "https://example.invalid"}, {"description": "no name"}
         ]})).unwrap();
-        assert_eq!((reputation.classification.as_str(), reputation.score, reputation.rules.len()), ("malicious", 100, 2));
-        assert_eq!(Reputation::from_json(&json!({"classification": "neutral"})), None);
-        assert!(HostFacts::from_host_json("x", &json!({"id": "x"})).unwrap().is_empty());
+        assert_eq!(
+            (
+                reputation.classification.as_str(),
+                reputation.score,
+                reputation.rules.len()
+            ),
+            ("malicious", 100, 2)
+        );
+        assert_eq!(
+            Reputation::from_json(&json!({"classification": "neutral"})),
+            None
+        );
+        assert!(
+            HostFacts::from_host_json("x", &json!({"id": "x"}))
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::host::HostFacts;
 use crate::graph::{IndicatorSource, IntelProfile, ProfileIndicator, ProfileKind};
+use crate::host::HostFacts;
 use crate::stix::EncodedObject;
 use crate::timestamp::Timestamp;
 

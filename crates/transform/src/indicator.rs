@@ -49,15 +49,28 @@ impl IndicatorFacts {
         ctx: &Context,
     ) -> Self {
         // Valid for the type's TTL after the last sighting; strictly after valid_from, as STIX requires.
-        let valid_until = ctx.mappings.ttl_days(observable).map(|days| modified.max(created).plus_days(days.max(1)));
-        IndicatorFacts { created, modified, valid_until, source, host }
+        let valid_until = ctx
+            .mappings
+            .ttl_days(observable)
+            .map(|days| modified.max(created).plus_days(days.max(1)));
+        IndicatorFacts {
+            created,
+            modified,
+            valid_until,
+            source,
+            host,
+        }
     }
 
     /// The host's reputation score when MDTI scored it, else the source's confidence.
     pub fn confidence(&self, ctx: &Context) -> u8 {
         match self.host.as_ref().and_then(|h| h.reputation.as_ref()) {
             Some(reputation) => reputation.score,
-            None => ctx.mappings.source(self.source.as_ref().map(IndicatorSource::as_str)).confidence,
+            None => {
+                ctx.mappings
+                    .source(self.source.as_ref().map(IndicatorSource::as_str))
+                    .confidence
+            }
         }
     }
 }
@@ -101,9 +114,15 @@ pub fn indicator_object(
     header.confidence = Some(facts.confidence(ctx));
     header.labels = source.labels.clone();
     if let Some(reputation) = facts.host.as_ref().and_then(|h| h.reputation.as_ref()) {
-        header.labels.push(format!("reputation-{}", vocabulary_term(&reputation.classification)));
+        header.labels.push(format!(
+            "reputation-{}",
+            vocabulary_term(&reputation.classification)
+        ));
     }
-    let source_name = facts.source.as_ref().map_or("unknown", IndicatorSource::as_str);
+    let source_name = facts
+        .source
+        .as_ref()
+        .map_or("unknown", IndicatorSource::as_str);
     StixObject::Indicator(Indicator {
         header,
         name: value.to_owned(),
@@ -148,8 +167,16 @@ pub fn indicates(
 /// The SCO for a value and the `based-on` link from its indicator, when the value is acceptable
 /// as an SCO (the validator checks SCO values more strictly than pattern literals); for an IP
 /// address with a known ASN, also the `autonomous-system` and `belongs-to`.
-pub fn observable_objects(observable: ObservableType, value: &str, indicator: &StixObject, host: Option<&HostFacts>, ctx: &Context) -> Vec<StixObject> {
-    let Some((object_type, properties)) = sco_properties(observable, value) else { return Vec::new() };
+pub fn observable_objects(
+    observable: ObservableType,
+    value: &str,
+    indicator: &StixObject,
+    host: Option<&HostFacts>,
+    ctx: &Context,
+) -> Vec<StixObject> {
+    let Some((object_type, properties)) = sco_properties(observable, value) else {
+        return Vec::new();
+    };
     let id = sco_id(object_type, &properties);
     let (created, modified) = match indicator {
         StixObject::Indicator(i) => (i.header.created, i.header.modified),
@@ -157,23 +184,49 @@ pub fn observable_objects(observable: ObservableType, value: &str, indicator: &S
     };
     let relate = |relationship_type: &'static str, source: &str, target: &str| {
         StixObject::Relationship(Relationship {
-            header: ctx.header("relationship", relationship_id(relationship_type, source, target), created, modified),
+            header: ctx.header(
+                "relationship",
+                relationship_id(relationship_type, source, target),
+                created,
+                modified,
+            ),
             relationship_type,
             source_ref: source.to_owned(),
             target_ref: target.to_owned(),
         })
     };
     let link = relate("based-on", indicator.id(), &id);
-    let mut objects = vec![StixObject::Sco(Sco { object_type, spec_version: "2.1", id: id.clone(), id_properties: properties, other_properties: Map::new() }), link];
+    let mut objects = vec![
+        StixObject::Sco(Sco {
+            object_type,
+            spec_version: "2.1",
+            id: id.clone(),
+            id_properties: properties,
+            other_properties: Map::new(),
+        }),
+        link,
+    ];
     let is_address = matches!(observable, ObservableType::Ipv4 | ObservableType::Ipv6);
     if let (true, Some(host)) = (is_address, host) {
         if let Some(number) = host.asn {
-            let id_properties: Map<String, Value> = [("number".to_owned(), json!(number))].into_iter().collect();
-            let other_properties: Map<String, Value> =
-                host.as_name.iter().chain(host.as_organization.iter()).take(1).map(|name| ("name".to_owned(), json!(name))).collect();
+            let id_properties: Map<String, Value> =
+                [("number".to_owned(), json!(number))].into_iter().collect();
+            let other_properties: Map<String, Value> = host
+                .as_name
+                .iter()
+                .chain(host.as_organization.iter())
+                .take(1)
+                .map(|name| ("name".to_owned(), json!(name)))
+                .collect();
             let as_id = sco_id("autonomous-system", &id_properties);
             objects.push(relate("belongs-to", &id, &as_id));
-            objects.push(StixObject::Sco(Sco { object_type: "autonomous-system", spec_version: "2.1", id: as_id, id_properties, other_properties }));
+            objects.push(StixObject::Sco(Sco {
+                object_type: "autonomous-system",
+                spec_version: "2.1",
+                id: as_id,
+                id_properties,
+                other_properties,
+            }));
         }
     }
     objects
@@ -181,13 +234,23 @@ pub fn observable_objects(observable: ObservableType, value: &str, indicator: &S
 
 /// The indicator's description: what it is, where it comes from, and what enrichment found.
 fn describe(observable: ObservableType, source_name: &str, host: Option<&HostFacts>) -> String {
-    let mut text = format!("{} reported by Microsoft Defender Threat Intelligence (source: {source_name}).", type_label(observable));
+    let mut text = format!(
+        "{} reported by Microsoft Defender Threat Intelligence (source: {source_name}).",
+        type_label(observable)
+    );
     let Some(host) = host else { return text };
     let mut facts = Vec::new();
     if let Some(reputation) = &host.reputation {
         let rules: Vec<&str> = reputation.rules.iter().map(|r| r.name.as_str()).collect();
-        let rules = if rules.is_empty() { String::new() } else { format!("; rules: {}", rules.join(", ")) };
-        facts.push(format!("Reputation: {} (score {}){rules}", reputation.classification, reputation.score));
+        let rules = if rules.is_empty() {
+            String::new()
+        } else {
+            format!("; rules: {}", rules.join(", "))
+        };
+        facts.push(format!(
+            "Reputation: {} (score {}){rules}",
+            reputation.classification, reputation.score
+        ));
     }
     for (label, value) in [
         ("Registrar", &host.registrar),
@@ -201,7 +264,12 @@ fn describe(observable: ObservableType, source_name: &str, host: Option<&HostFac
         }
     }
     if let Some(asn) = host.asn {
-        let name = host.as_name.as_deref().or(host.as_organization.as_deref()).map(|n| format!(" ({n})")).unwrap_or_default();
+        let name = host
+            .as_name
+            .as_deref()
+            .or(host.as_organization.as_deref())
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
         facts.push(format!("ASN: AS{asn}{name}"));
     }
     for fact in facts {
@@ -212,8 +280,17 @@ fn describe(observable: ObservableType, source_name: &str, host: Option<&HostFac
 
 /// A label term: lower-case, hyphens for anything else.
 fn vocabulary_term(text: &str) -> String {
-    let term: String = text.trim().to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    if term.is_empty() { "unknown".into() } else { term }
+    let term: String = text
+        .trim()
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    if term.is_empty() {
+        "unknown".into()
+    } else {
+        term
+    }
 }
 
 fn sco_properties(

@@ -81,7 +81,11 @@ impl Mapper {
     pub fn map(&mut self, record: SourceRecord) -> Outcome {
         match record {
             SourceRecord::Profile(profile) => self.map_profile(profile),
-            SourceRecord::Indicator { profile_id, indicator, host } => self.map_indicator(&profile_id, indicator, host),
+            SourceRecord::Indicator {
+                profile_id,
+                indicator,
+                host,
+            } => self.map_indicator(&profile_id, indicator, host),
             SourceRecord::Rejected(rejection) => Outcome::Rejected(rejection),
         }
     }
@@ -139,7 +143,12 @@ impl Mapper {
         uuid_key(object.id()).is_none_or(|key| self.emitted_context.insert(key))
     }
 
-    fn map_indicator(&mut self, profile_id: &str, indicator: ProfileIndicator, host: Option<Arc<HostFacts>>) -> Outcome {
+    fn map_indicator(
+        &mut self,
+        profile_id: &str,
+        indicator: ProfileIndicator,
+        host: Option<Arc<HostFacts>>,
+    ) -> Outcome {
         let reject = |reason: String| Rejection {
             id: indicator.id.clone(),
             record: RecordKind::Indicator,
@@ -187,7 +196,14 @@ impl Mapper {
                 (entry.facts.clone(), false, new_relationship)
             }
             None => {
-                let facts = IndicatorFacts::new(observable, created, modified, indicator.source.clone(), host, &self.ctx);
+                let facts = IndicatorFacts::new(
+                    observable,
+                    created,
+                    modified,
+                    indicator.source.clone(),
+                    host,
+                    &self.ctx,
+                );
                 self.indicators.insert(
                     key,
                     IndicatorEntry {
@@ -201,10 +217,23 @@ impl Mapper {
         let indicator_stix = indicator_object(observable, &value, &facts, &self.ctx);
         let mut objects = Vec::with_capacity(4);
         if self.ctx.options.observables {
-            for object in observable_objects(observable, &value, &indicator_stix, facts.host.as_deref(), &self.ctx) {
+            for object in observable_objects(
+                observable,
+                &value,
+                &indicator_stix,
+                facts.host.as_deref(),
+                &self.ctx,
+            ) {
                 // An autonomous system is shared by many addresses: emitted once per run.
-                let first = if object.id().starts_with("autonomous-system--") { self.first_time(&object) } else { first };
-                objects.push(Emitted { object: EncodedObject::encode(&object), first });
+                let first = if object.id().starts_with("autonomous-system--") {
+                    self.first_time(&object)
+                } else {
+                    first
+                };
+                objects.push(Emitted {
+                    object: EncodedObject::encode(&object),
+                    first,
+                });
             }
         }
         let relationship = indicates(
@@ -444,31 +473,56 @@ mod tests {
     #[test]
     fn enrichment_sets_confidence_labels_and_a_shared_autonomous_system_once() {
         use ctiport_model::host::{HostFacts, Reputation};
-        let mut mapper = mapper(MappingOptions { observables: true, ..MappingOptions::default() });
+        let mut mapper = mapper(MappingOptions {
+            observables: true,
+            ..MappingOptions::default()
+        });
         mapper.map(profile("p1", "actor"));
         let host = |address: &str| {
             Some(Arc::new(HostFacts {
                 host: address.into(),
                 asn: Some(64500),
                 as_name: Some("EXAMPLE-AS".into()),
-                reputation: Some(Reputation { classification: "malicious".into(), score: 97, rules: Vec::new() }),
+                reputation: Some(Reputation {
+                    classification: "malicious".into(),
+                    score: 97,
+                    rules: Vec::new(),
+                }),
                 ..HostFacts::default()
             }))
         };
         let record = |id: &str, address: &str| SourceRecord::Indicator {
             profile_id: "p1".into(),
-            indicator: ProfileIndicator::from_json(json!({"id": id, "source": "osint", "firstSeenDateTime": "2024-01-01T00:00:00Z",
-                "artifact": {"@odata.type": "#microsoft.graph.security.ipAddress", "id": address}})).unwrap(),
+            indicator: ProfileIndicator::from_json(
+                json!({"id": id, "source": "osint", "firstSeenDateTime": "2024-01-01T00:00:00Z",
+                "artifact": {"@odata.type": "#microsoft.graph.security.ipAddress", "id": address}}),
+            )
+            .unwrap(),
             host: host(address),
         };
         let first = mapped(mapper.map(record("i1", "198.51.100.1")));
         let second = mapped(mapper.map(record("i2", "198.51.100.2")));
-        let indicator: serde_json::Value = serde_json::from_str(&first.objects()[0].object.json).unwrap();
+        let indicator: serde_json::Value =
+            serde_json::from_str(&first.objects()[0].object.json).unwrap();
         assert_eq!(indicator["confidence"], 97);
-        assert!(indicator["labels"].as_array().unwrap().contains(&json!("reputation-malicious")));
-        assert!(indicator["description"].as_str().unwrap().contains("ASN: AS64500 (EXAMPLE-AS)"));
+        assert!(
+            indicator["labels"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("reputation-malicious"))
+        );
+        assert!(
+            indicator["description"]
+                .as_str()
+                .unwrap()
+                .contains("ASN: AS64500 (EXAMPLE-AS)")
+        );
         let autonomous_systems = |m: &Mapped| -> Vec<bool> {
-            m.objects().iter().filter(|e| &*e.object.object_type == "autonomous-system").map(|e| e.first).collect()
+            m.objects()
+                .iter()
+                .filter(|e| &*e.object.object_type == "autonomous-system")
+                .map(|e| e.first)
+                .collect()
         };
         assert_eq!(autonomous_systems(&first), [true]);
         assert_eq!(autonomous_systems(&second), [false]);

@@ -100,11 +100,20 @@ impl TokenProvider {
             match self.request_once(generation).await {
                 Err(TokenFailure::Transient(why)) if attempt + 1 < TOKEN_ATTEMPTS => {
                     let wait = super::throttle::Throttle::backoff(attempt);
-                    tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, "token request failed ({why}); retrying");
+                    tracing::warn!(
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "token request failed ({why}); retrying"
+                    );
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                Err(TokenFailure::Transient(why)) => return Err(GraphError::Auth(format!("the token endpoint {} failed: {why}", self.token_url))),
+                Err(TokenFailure::Transient(why)) => {
+                    return Err(GraphError::Auth(format!(
+                        "the token endpoint {} failed: {why}",
+                        self.token_url
+                    )));
+                }
                 Err(TokenFailure::Final(error)) => return Err(error),
                 Ok(token) => return Ok(token),
             }
@@ -129,10 +138,9 @@ impl TokenProvider {
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(TokenFailure::Transient(format!("HTTP {status}")));
         }
-        let body = response
-            .text()
-            .await
-            .map_err(|e| TokenFailure::Transient(format!("reading the response: {}", without_url(&e))))?;
+        let body = response.text().await.map_err(|e| {
+            TokenFailure::Transient(format!("reading the response: {}", without_url(&e)))
+        })?;
         if !status.is_success() {
             let detail = serde_json::from_str::<TokenErrorBody>(&body)
                 .map(|b| {
@@ -148,8 +156,11 @@ impl TokenProvider {
                 self.client_id, self.tenant_id
             ))));
         }
-        let parsed: TokenResponse = serde_json::from_str(&body)
-            .map_err(|_| TokenFailure::Final(GraphError::Auth("the token endpoint answered without an access_token".into())))?;
+        let parsed: TokenResponse = serde_json::from_str(&body).map_err(|_| {
+            TokenFailure::Final(GraphError::Auth(
+                "the token endpoint answered without an access_token".into(),
+            ))
+        })?;
         // `expires_in` is a number in the docs, a string in some proxies.
         let seconds = match parsed.expires_in {
             Some(serde_json::Value::Number(n)) => n.as_f64().unwrap_or(3599.0),

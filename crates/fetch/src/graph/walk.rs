@@ -43,8 +43,13 @@ pub struct GraphWalk {
 pub type Capture = Arc<Mutex<DumpWriter>>;
 
 /// Writes to the capture, turning an I/O failure into a run failure.
-pub fn capture_with(capture: &Option<Capture>, write: impl FnOnce(&mut DumpWriter) -> std::io::Result<()>) -> Result<(), GraphError> {
-    let Some(capture) = capture else { return Ok(()) };
+pub fn capture_with(
+    capture: &Option<Capture>,
+    write: impl FnOnce(&mut DumpWriter) -> std::io::Result<()>,
+) -> Result<(), GraphError> {
+    let Some(capture) = capture else {
+        return Ok(());
+    };
     let mut writer = capture.lock().unwrap_or_else(|e| e.into_inner());
     write(&mut writer).map_err(|e| GraphError::Invalid(format!("writing the dump: {e}")))
 }
@@ -66,18 +71,29 @@ fn split_page(mut page: Value) -> (Vec<Value>, Option<String>) {
 
 impl GraphWalk {
     pub fn new(client: Arc<GraphClient>, config: Arc<GraphConfig>) -> Self {
-        let enricher = config
-            .enrich
-            .filter(EnrichOptions::any)
-            .map(|options| Arc::new(GraphEnricher::new(client.clone(), config.ti_base(), options)));
-        GraphWalk { client, config, enricher, capture: None }
+        let enricher = config.enrich.filter(EnrichOptions::any).map(|options| {
+            Arc::new(GraphEnricher::new(
+                client.clone(),
+                config.ti_base(),
+                options,
+            ))
+        });
+        GraphWalk {
+            client,
+            config,
+            enricher,
+            capture: None,
+        }
     }
 
     /// Also writes everything fetched, verbatim, to `capture`.
     pub fn capturing(mut self, capture: Capture) -> Self {
         if let Some(enricher) = self.enricher.take() {
             let options = enricher.options();
-            self.enricher = Some(Arc::new(GraphEnricher::new(self.client.clone(), self.config.ti_base(), options).capturing(capture.clone())));
+            self.enricher = Some(Arc::new(
+                GraphEnricher::new(self.client.clone(), self.config.ti_base(), options)
+                    .capturing(capture.clone()),
+            ));
         }
         self.capture = Some(capture);
         self

@@ -105,12 +105,11 @@ impl Parser<'_> {
     /// Eats a keyword only when it is a whole word.
     fn eat_keyword(&mut self, keyword: &str) -> bool {
         self.skip_space();
-        let rest = self.rest();
-        let boundary = rest[keyword.len().min(rest.len())..]
-            .chars()
-            .next()
-            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
-        if rest.starts_with(keyword) && boundary {
+        // Only after `starts_with` is `keyword.len()` known to be a character boundary.
+        let whole_word = self.rest().strip_prefix(keyword).is_some_and(|after| {
+            after.chars().next().is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'))
+        });
+        if whole_word {
             self.pos += keyword.len();
             true
         } else {

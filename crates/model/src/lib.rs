@@ -7,6 +7,7 @@ pub mod host;
 pub mod pct;
 pub mod record;
 pub mod stix;
+pub mod table;
 pub mod timestamp;
 
 pub use record::{Mapped, MappedIndicator, MappedProfile, Rejection, SourceRecord};

@@ -2,7 +2,8 @@
 //! deduplication so that the output holds each object once.
 //!
 //! Memory: the mapper keeps one small entry per profile and one per distinct indicator value
-//! (its 128-bit id plus [`IndicatorFacts`], under 100 bytes), never the objects themselves.
+//! (its 128-bit id plus [`IndicatorFacts`], about 200 bytes with the table's overhead), never the
+//! objects themselves.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -3,34 +3,15 @@
 //! in that directory, table by table.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ctiport_model::record::ObservableType;
+use ctiport_model::table::{Table, TableError, decode};
 use serde::Deserialize;
 use serde_json::Value;
-use thiserror::Error;
 
-#[derive(Debug, Error)]
-pub enum MappingError {
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{file}: not valid JSON: {source}")]
-    Json {
-        file: PathBuf,
-        source: serde_json::Error,
-    },
-    #[error("{file}: {pointer}: {message}")]
-    Schema {
-        file: PathBuf,
-        pointer: String,
-        message: String,
-    },
-    #[error("{file}: {message}")]
-    Invalid { file: PathBuf, message: String },
-}
+/// A mapping table that could not be loaded; names the file and, for schema errors, the field.
+pub type MappingError = TableError;
 
 /// How an artifact type becomes an indicator value.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -88,13 +69,6 @@ pub struct Mappings {
     ttl_days: BTreeMap<String, Option<u32>>,
     /// set name → TLP level → marking-definition object.
     markings: BTreeMap<String, BTreeMap<String, Value>>,
-}
-
-/// One table: its file name, its embedded default and its embedded schema.
-struct Table {
-    file: &'static str,
-    default: &'static str,
-    schema: &'static str,
 }
 
 macro_rules! table {
@@ -221,73 +195,27 @@ fn load_table<T: serde::de::DeserializeOwned>(
     table: &Table,
     override_dir: Option<&Path>,
 ) -> Result<T, MappingError> {
-    let (file, text) = match override_dir
-        .map(|dir| dir.join(table.file))
-        .filter(|path| path.exists())
-    {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|source| MappingError::Read {
-                file: path.clone(),
-                source,
-            })?;
-            (path, text)
-        }
-        None => (
-            PathBuf::from("mappings").join(table.file),
-            table.default.to_owned(),
-        ),
-    };
-    let instance: Value = serde_json::from_str(&text).map_err(|source| MappingError::Json {
-        file: file.clone(),
-        source,
-    })?;
-    validate_against_schema(&file, table.schema, &instance)?;
-    let without_comment = match instance {
-        Value::Object(mut map) => {
-            map.remove("$comment");
-            Value::Object(map)
-        }
-        other => other,
-    };
-    serde_json::from_value(without_comment).map_err(|source| MappingError::Invalid {
-        file,
-        message: source.to_string(),
-    })
-}
-
-fn validate_against_schema(
-    file: &Path,
-    schema: &str,
-    instance: &Value,
-) -> Result<(), MappingError> {
-    let invalid = |message: String| MappingError::Invalid {
-        file: file.to_owned(),
-        message,
-    };
-    let schema: Value = serde_json::from_str(schema)
-        .map_err(|e| invalid(format!("embedded schema is broken: {e}")))?;
-    let validator = jsonschema::validator_for(&schema)
-        .map_err(|e| invalid(format!("embedded schema is broken: {e}")))?;
-    match validator.iter_errors(instance).next() {
-        None => Ok(()),
-        Some(error) => {
-            let pointer = error.instance_path.to_string();
-            Err(MappingError::Schema {
-                file: file.to_owned(),
-                pointer: if pointer.is_empty() {
-                    "/".into()
-                } else {
-                    pointer
-                },
-                message: error.to_string(),
-            })
-        }
-    }
+    decode(table.load(override_dir)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The embedded tables are not schema-checked at start-up; this is where they are.
+    #[test]
+    fn embedded_tables_match_their_schemas() {
+        for table in [
+            ARTIFACT_TYPES,
+            UNCLASSIFIED_KINDS,
+            SECTORS,
+            SOURCES,
+            TTL,
+            MARKINGS,
+        ] {
+            table.validate_default().unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
 
     #[test]
     fn embedded_tables_load() {

@@ -107,7 +107,10 @@ impl Parser<'_> {
         self.skip_space();
         // Only after `starts_with` is `keyword.len()` known to be a character boundary.
         let whole_word = self.rest().strip_prefix(keyword).is_some_and(|after| {
-            after.chars().next().is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'))
+            after
+                .chars()
+                .next()
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'))
         });
         if whole_word {
             self.pos += keyword.len();

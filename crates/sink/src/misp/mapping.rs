@@ -1,45 +1,28 @@
 //! The MISP attribute table (`mappings/misp-attributes.json`): which MISP attribute type,
 //! category and `to_ids` each indicator value type becomes. Embedded in the binary, replaceable
-//! with `--mappings <dir>`, and validated against its JSON Schema at load, like the transform's
+//! with `--mappings <dir>`, and validated against its JSON Schema when a user replaces it, like the transform's
 //! tables (the schema also holds MISP's allowed categories per type, so a table MISP would refuse
 //! never loads).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ctiport_model::record::ObservableType;
+pub use ctiport_model::table::TableError;
+use ctiport_model::table::{Loaded, Table};
 use serde::Deserialize;
 use serde_json::Value;
-use thiserror::Error;
 
 use super::normalize::MispType;
 
 /// The table's file name, inside `mappings/` or a `--mappings` directory.
 pub const TABLE_FILE: &str = "misp-attributes.json";
 const DEFAULT_TABLE: &str = include_str!("../../../../mappings/misp-attributes.json");
-const SCHEMA: &str = include_str!("../../../../mappings/schemas/misp-attributes.schema.json");
-
-#[derive(Debug, Error)]
-pub enum TableError {
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{file}: not valid JSON: {source}")]
-    Json {
-        file: PathBuf,
-        source: serde_json::Error,
-    },
-    #[error("{file}: {pointer}: {message}")]
-    Schema {
-        file: PathBuf,
-        pointer: String,
-        message: String,
-    },
-    #[error("{file}: {message}")]
-    Invalid { file: PathBuf, message: String },
-}
+const TABLE: Table = Table {
+    file: TABLE_FILE,
+    default: DEFAULT_TABLE,
+    schema: include_str!("../../../../mappings/schemas/misp-attributes.schema.json"),
+};
 
 /// What one indicator value type becomes in MISP.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,34 +56,16 @@ impl AttributeTable {
 
     /// The embedded table, or `<dir>/misp-attributes.json` when that file exists.
     pub fn load(override_dir: Option<&Path>) -> Result<Self, TableError> {
-        let (file, text) = match override_dir
-            .map(|dir| dir.join(TABLE_FILE))
-            .filter(|path| path.exists())
-        {
-            Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|source| TableError::Read {
-                    file: path.clone(),
-                    source,
-                })?;
-                (path, text)
-            }
-            None => (
-                PathBuf::from("mappings").join(TABLE_FILE),
-                DEFAULT_TABLE.to_owned(),
-            ),
-        };
-        let instance: Value = serde_json::from_str(&text).map_err(|source| TableError::Json {
-            file: file.clone(),
-            source,
-        })?;
-        validate_against_schema(&file, &instance)?;
+        let Loaded {
+            file,
+            value: instance,
+        } = TABLE.load(override_dir)?;
         let invalid = |message: String| TableError::Invalid {
             file: file.clone(),
             message,
         };
         let mut raw: BTreeMap<String, Value> =
             serde_json::from_value(instance).map_err(|e| invalid(e.to_string()))?;
-        raw.remove("$comment");
         let mut convert = |key: &str| -> Result<AttributeMapping, TableError> {
             let value = raw
                 .remove(key)
@@ -140,36 +105,16 @@ impl AttributeTable {
     }
 }
 
-fn validate_against_schema(file: &Path, instance: &Value) -> Result<(), TableError> {
-    let invalid = |message: String| TableError::Invalid {
-        file: file.to_owned(),
-        message,
-    };
-    let schema: Value = serde_json::from_str(SCHEMA)
-        .map_err(|e| invalid(format!("embedded schema is broken: {e}")))?;
-    let validator = jsonschema::validator_for(&schema)
-        .map_err(|e| invalid(format!("embedded schema is broken: {e}")))?;
-    match validator.iter_errors(instance).next() {
-        None => Ok(()),
-        Some(error) => {
-            let pointer = error.instance_path.to_string();
-            Err(TableError::Schema {
-                file: file.to_owned(),
-                pointer: if pointer.is_empty() {
-                    "/".into()
-                } else {
-                    pointer
-                },
-                message: error.to_string(),
-            })
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic
 mod tests {
     use super::*;
+
+    /// The embedded table is not schema-checked at start-up; this is where it is.
+    #[test]
+    fn the_embedded_table_matches_its_schema() {
+        TABLE.validate_default().unwrap();
+    }
 
     #[test]
     fn the_embedded_table_covers_every_value_type() {

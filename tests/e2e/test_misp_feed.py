@@ -458,21 +458,23 @@ def test_a_broken_attribute_table_is_a_usage_error(tmp_path):
 
 
 def test_the_stix_bundle_converts_with_misp_stix(samples_feed):
-    """misp.md §5.4: misp-stix's importer for third-party STIX. misp-stix 2026.10.12 cannot import
-    a standalone STIX `note` (ctiport's tradecraft notes are not referenced by any report): it
-    reports "Unknown STIX object type: note" once per note and drops it. That is the only error
-    allowed; the MISP feed carries the tradecraft in the EventReport instead."""
+    """misp.md §5.4: misp-stix's importer for third-party STIX converts the bundle without a single
+    error or warning. Each profile is a `report` (profile object and tradecraft note), so misp-stix
+    keeps the notes; in single-event mode every indicator becomes one attribute."""
     bundle_dict = load_json(samples_feed.bundle_path)
     objects = bundle_dict["objects"]
-    parser = ExternalSTIX2toMISPParser()
-    parser.load_stix_bundle(stix2_parse(bundle_dict, allow_custom=True))
-    parser.parse_stix_bundle()
-    errors = [e for messages in parser.errors.values() for e in messages]
-    notes = by_type(objects, "note")
-    unexpected = [e for e in errors if e != "Unknown STIX object type: note"]
-    assert unexpected == [], unexpected
-    assert len(errors) == len(notes)
-    assert not parser.warnings, dict(parser.warnings)
+    for single_event in (False, True):
+        parser = ExternalSTIX2toMISPParser()
+        parser.load_stix_bundle(stix2_parse(bundle_dict, allow_custom=True))
+        parser.parse_stix_bundle(single_event=single_event)
+        errors = [e for messages in parser.errors.values() for e in messages]
+        assert errors == [], (single_event, errors[:10])
+        assert not parser.warnings, (single_event, dict(parser.warnings))
+    # The single-event parser (last in the loop) is the one checked below; every profile object and
+    # every note is in a report.
+    in_reports = {ref for report in by_type(objects, "report") for ref in report["object_refs"]}
+    profile_objects = [o for o in objects if o["type"] in ("threat-actor", "intrusion-set", "tool")]
+    assert {o["id"] for o in profile_objects + by_type(objects, "note")} <= in_reports
     event = parser.misp_event
     indicators = by_type(objects, "indicator")
     converted = len(event.attributes) + len(event.objects)

@@ -118,6 +118,19 @@ pub struct Note {
     pub object_refs: Vec<String>,
 }
 
+/// A `report`: here, one MDTI intel profile as a unit (its profile object(s) and tradecraft note).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    #[serde(flatten)]
+    pub header: Header,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub report_types: Vec<&'static str>,
+    pub published: Timestamp,
+    pub object_refs: Vec<String>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Relationship {
     #[serde(flatten)]
@@ -164,6 +177,7 @@ pub enum StixObject {
     Profile(ProfileObject),
     Location(Location),
     Note(Note),
+    Report(Report),
     Relationship(Relationship),
     Indicator(Indicator),
     Sco(Sco),
@@ -182,6 +196,7 @@ impl StixObject {
             StixObject::Profile(o) => &o.header.id,
             StixObject::Location(o) => &o.header.id,
             StixObject::Note(o) => &o.header.id,
+            StixObject::Report(o) => &o.header.id,
             StixObject::Relationship(o) => &o.header.id,
             StixObject::Indicator(o) => &o.header.id,
             StixObject::Sco(o) => &o.id,
@@ -195,6 +210,7 @@ impl StixObject {
             StixObject::Profile(o) => Some(&o.header),
             StixObject::Location(o) => Some(&o.header),
             StixObject::Note(o) => Some(&o.header),
+            StixObject::Report(o) => Some(&o.header),
             StixObject::Relationship(o) => Some(&o.header),
             StixObject::Indicator(o) => Some(&o.header),
             StixObject::Sco(_) | StixObject::Marking { .. } => None,
@@ -214,6 +230,7 @@ impl StixObject {
                 refs.push(r.target_ref.clone());
             }
             StixObject::Note(n) => refs.extend(n.object_refs.iter().cloned()),
+            StixObject::Report(r) => refs.extend(r.object_refs.iter().cloned()),
             _ => {}
         }
         refs

@@ -12,10 +12,11 @@
 //! | `targets` | sector `identity` (`identity_class: class`) + `targets` |
 //! | `tradecraft` | a `note` on the profile object(s) |
 //! | `id` | external reference `microsoft-defender-threat-intelligence` |
+//! | (the profile as a whole) | a `report` of the profile object(s) and the tradecraft note |
 
 use ctiport_model::graph::{CountryOrRegion, FormattedContent, IntelProfile, ProfileKind};
 use ctiport_model::stix::{
-    ExternalReference, Identity, Location, Note, ProfileObject, Relationship, StixObject,
+    ExternalReference, Identity, Location, Note, ProfileObject, Relationship, Report, StixObject,
 };
 use ctiport_model::timestamp::Timestamp;
 
@@ -145,10 +146,32 @@ pub fn map_profile(profile: &IntelProfile, ctx: &Context) -> Result<ProfileObjec
             object_refs: ids.clone(),
         }));
     }
+    objects.push(profile_report(profile, &title, types, &objects, ctx));
     Ok(ProfileObjects {
         indicated_ref: primary,
         objects,
         dropped,
+    })
+}
+
+/// The profile as one `report`: its profile object(s) and tradecraft note, so that consumers
+/// that import by report (misp-stix makes one MISP event of it, OpenCTI a Report container) keep
+/// the note with the actor or tool. Indicators are not listed: a profile can have millions, and
+/// each already points at the profile through its `indicates` relationship.
+fn profile_report(profile: &IntelProfile, title: &str, types: &[&'static str], objects: &[StixObject], ctx: &Context) -> StixObject {
+    let created = profile_created(profile);
+    let object_refs = objects
+        .iter()
+        .filter(|o| matches!(o, StixObject::Profile(_) | StixObject::Note(_)))
+        .map(|o| o.id().to_owned())
+        .collect();
+    StixObject::Report(Report {
+        header: ctx.header("report", sdo_id("report", &format!("mdti-profile|{}", profile.id)), created, created),
+        name: format!("MDTI intel profile: {title}"),
+        description: profile.summary.as_ref().map(content_text),
+        report_types: types.to_vec(),
+        published: created,
+        object_refs,
     })
 }
 

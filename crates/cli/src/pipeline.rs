@@ -100,12 +100,13 @@ impl Export {
                 for (_, input) in &sink_inputs {
                     let _ = input.send(SinkMessage::Commit).await;
                 }
-                if let Some((path, records)) = &report.captured {
+                if let Some(captured) = &report.captured {
                     summary.sinks.push(SinkSummary {
-                        sink: format!("dump:{}", path.display()),
-                        objects: *records,
+                        sink: format!("dump:{}", captured.path.display()),
+                        indicators: captured.indicators,
+                        objects: captured.records,
                         status: SinkStatus::Ok,
-                        files: vec![path.display().to_string()],
+                        files: vec![captured.path.display().to_string()],
                         error: None,
                     });
                 }
@@ -119,8 +120,9 @@ impl Export {
         for (name, task) in sink_tasks {
             let result = task.await.context("a sink thread panicked")?;
             summary.sinks.push(match result {
-                Ok(report) => SinkSummary {
+                Ok((report, indicators)) => SinkSummary {
                     sink: name,
+                    indicators,
                     objects: report.objects,
                     status: SinkStatus::Ok,
                     files: report.files,
@@ -130,6 +132,7 @@ impl Export {
                     tracing::error!(sink = %name, "sink failed: {error}");
                     SinkSummary {
                         sink: name,
+                        indicators: 0,
                         objects: 0,
                         status: SinkStatus::Failed,
                         files: Vec::new(),
@@ -150,16 +153,22 @@ enum SinkMessage {
     Commit,
 }
 
+/// Feeds one sink. Returns its report and the number of indicator records it took in, which
+/// the summary shows per sink so that one run's sinks can be compared on the same unit.
 fn drive_sink(
     mut sink: Box<dyn Sink>,
     preamble: &[EncodedObject],
     mut input: mpsc::Receiver<SinkMessage>,
-) -> Result<SinkReport, SinkError> {
+) -> Result<(SinkReport, u64), SinkError> {
     sink.begin(preamble)?;
+    let mut indicators = 0u64;
     while let Some(message) = input.blocking_recv() {
         match message {
-            SinkMessage::Record(record) => sink.write(&record)?,
-            SinkMessage::Commit => return sink.finish(),
+            SinkMessage::Record(record) => {
+                sink.write(&record)?;
+                indicators += u64::from(matches!(*record, Mapped::Indicator(_)));
+            }
+            SinkMessage::Commit => return Ok((sink.finish()?, indicators)),
         }
     }
     // Dropping the sink discards its temporary files.

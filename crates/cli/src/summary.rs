@@ -28,6 +28,9 @@ pub struct Summary {
 #[derive(Debug, Serialize)]
 pub struct SinkSummary {
     pub sink: String,
+    /// Indicator records (indicator × profile) delivered: the same for every sink of a run.
+    pub indicators: u64,
+    /// What the sink wrote, in its own unit: STIX objects, MISP attributes, CSV rows, dump records.
     pub objects: u64,
     pub status: SinkStatus,
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -18,6 +18,7 @@ pub struct DumpWriter {
     /// The indicators file of the profile being written; a profile's indicators are contiguous.
     indicators: Option<(String, BufWriter<File>)>,
     records: u64,
+    indicator_records: u64,
     committed: bool,
 }
 
@@ -47,6 +48,7 @@ impl DumpWriter {
             profiles,
             indicators: None,
             records: 0,
+            indicator_records: 0,
             committed: false,
         })
     }
@@ -83,6 +85,7 @@ impl DumpWriter {
             self.indicators = Some((profile_id.to_owned(), BufWriter::new(file)));
         }
         self.records += 1;
+        self.indicator_records += 1;
         match self.indicators.as_mut() {
             Some((_, writer)) => Self::line(writer, raw),
             None => Ok(()),
@@ -105,8 +108,9 @@ impl DumpWriter {
         Ok(())
     }
 
-    /// Moves the complete dump into place, replacing an earlier one. Returns the records written.
-    pub fn commit(mut self) -> std::io::Result<u64> {
+    /// Moves the complete dump into place, replacing an earlier one. Returns the records written
+    /// and, of those, the indicator records.
+    pub fn commit(mut self) -> std::io::Result<(u64, u64)> {
         self.profiles.flush()?;
         if let Some((_, mut writer)) = self.indicators.take() {
             writer.flush()?;
@@ -120,7 +124,7 @@ impl DumpWriter {
             fs::rename(&self.staging, &self.destination).map_err(io(&self.destination))?;
         }
         self.committed = true;
-        Ok(self.records)
+        Ok((self.records, self.indicator_records))
     }
 }
 
@@ -158,7 +162,7 @@ mod tests {
             )
             .unwrap();
         assert!(!destination.exists(), "nothing appears before commit");
-        assert_eq!(writer.commit().unwrap(), 4);
+        assert_eq!(writer.commit().unwrap(), (4, 2));
         let mut seen = Vec::new();
         DumpSource::open(&destination)
             .unwrap()

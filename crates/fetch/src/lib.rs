@@ -12,4 +12,4 @@ pub mod records;
 pub mod source;
 
 pub use dump::{DumpSource, SourceError};
-pub use source::{RunError, Source};
+pub use source::{Captured, RunError, Source};

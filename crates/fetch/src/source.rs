@@ -22,11 +22,18 @@ pub enum Source {
     },
 }
 
+#[derive(Debug)]
+pub struct Captured {
+    pub path: PathBuf,
+    pub records: u64,
+    pub indicators: u64,
+}
+
 /// What a completed source run produced besides its records.
 #[derive(Debug, Default)]
 pub struct SourceReport {
-    /// The captured dump and the number of records written to it.
-    pub captured: Option<(PathBuf, u64)>,
+    /// The captured dump, the number of records written to it, and of those the indicators.
+    pub captured: Option<Captured>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,10 +106,14 @@ impl Source {
                                 }
                             }
                         };
-                        let records = writer.commit().map_err(|e| {
+                        let (records, indicators) = writer.commit().map_err(|e| {
                             GraphError::Invalid(format!("writing the dump {}: {e}", path.display()))
                         })?;
-                        Some((path, records))
+                        Some(Captured {
+                            path,
+                            records,
+                            indicators,
+                        })
                     }
                     None => None,
                 };

@@ -339,7 +339,13 @@ mod tests {
             ]
         );
         let report: serde_json::Value = serde_json::from_str(&m.objects()[6].object.json).unwrap();
-        assert_eq!(report["object_refs"], json!([m.objects()[0].object.id.as_ref(), m.objects()[5].object.id.as_ref()]));
+        assert_eq!(
+            report["object_refs"],
+            json!([
+                m.objects()[0].object.id.as_ref(),
+                m.objects()[5].object.id.as_ref()
+            ])
+        );
         assert_eq!(report["report_types"], json!(["threat-actor"]));
         let actor: serde_json::Value = serde_json::from_str(&m.objects()[0].object.json).unwrap();
         assert_eq!(actor["aliases"], json!(["A"]));

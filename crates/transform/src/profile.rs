@@ -158,7 +158,13 @@ pub fn map_profile(profile: &IntelProfile, ctx: &Context) -> Result<ProfileObjec
 /// that import by report (misp-stix makes one MISP event of it, OpenCTI a Report container) keep
 /// the note with the actor or tool. Indicators are not listed: a profile can have millions, and
 /// each already points at the profile through its `indicates` relationship.
-fn profile_report(profile: &IntelProfile, title: &str, types: &[&'static str], objects: &[StixObject], ctx: &Context) -> StixObject {
+fn profile_report(
+    profile: &IntelProfile,
+    title: &str,
+    types: &[&'static str],
+    objects: &[StixObject],
+    ctx: &Context,
+) -> StixObject {
     let created = profile_created(profile);
     let object_refs = objects
         .iter()
@@ -166,7 +172,12 @@ fn profile_report(profile: &IntelProfile, title: &str, types: &[&'static str], o
         .map(|o| o.id().to_owned())
         .collect();
     StixObject::Report(Report {
-        header: ctx.header("report", sdo_id("report", &format!("mdti-profile|{}", profile.id)), created, created),
+        header: ctx.header(
+            "report",
+            sdo_id("report", &format!("mdti-profile|{}", profile.id)),
+            created,
+            created,
+        ),
         name: format!("MDTI intel profile: {title}"),
         description: profile.summary.as_ref().map(content_text),
         report_types: types.to_vec(),

@@ -3,7 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ctiport_transform::validate::validate_bundle;
+use std::fs::File;
+use std::io::BufReader;
+
+use ctiport_fetch::collection::{Flow, read_array_member};
+use ctiport_transform::validate::{BundleIndex, Problem, check_envelope, check_object};
 
 pub fn run(path: &Path) -> ExitCode {
     let files = match bundle_files(path) {
@@ -19,30 +23,49 @@ pub fn run(path: &Path) -> ExitCode {
     };
     let mut problems = 0usize;
     for file in &files {
-        let parsed = std::fs::read(file)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON: {e}"))
-            });
-        match parsed {
-            Ok(bundle) => {
-                let found = validate_bundle(&bundle);
-                for problem in &found {
-                    println!("{}: {}: {}", file.display(), problem.id, problem.message);
-                }
-                problems += found.len();
-                if found.is_empty() {
-                    println!("{}: ok", file.display());
-                }
-            }
-            Err(error) => {
-                println!("{}: {error}", file.display());
-                problems += 1;
-            }
+        let found = match check_file(file) {
+            Ok(found) => found,
+            Err(error) => vec![Problem {
+                id: "bundle".into(),
+                message: error,
+            }],
+        };
+        for problem in &found {
+            println!("{}: {}: {}", file.display(), problem.id, problem.message);
         }
+        if found.is_empty() {
+            println!("{}: ok", file.display());
+        }
+        problems += found.len();
     }
     println!("{} file(s), {problems} problem(s)", files.len());
     ExitCode::from(if problems == 0 { 0 } else { 1 })
+}
+
+/// Two streaming passes over one bundle file: the first indexes the ids, the second checks each
+/// object against them. Memory grows with the number of ids, never with the file.
+fn check_file(file: &Path) -> Result<Vec<Problem>, String> {
+    let open = || {
+        File::open(file)
+            .map(|f| BufReader::with_capacity(256 * 1024, f))
+            .map_err(|e| e.to_string())
+    };
+    let mut index = BundleIndex::default();
+    let envelope = read_array_member(open()?, "objects", &mut |object| {
+        index.add(&object);
+        Flow::Continue
+    })
+    .map_err(|e| format!("not a readable bundle: {e}"))?;
+    let mut problems = check_envelope(&envelope.scalars);
+    let mut position = 0usize;
+    read_array_member(open()?, "objects", &mut |object| {
+        problems.extend(check_object(&object, position, &index));
+        position += 1;
+        Flow::Continue
+    })
+    .map_err(|e| format!("not a readable bundle: {e}"))?;
+    problems.extend(index.problems());
+    Ok(problems)
 }
 
 fn bundle_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {

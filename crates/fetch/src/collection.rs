@@ -36,25 +36,45 @@ pub fn read_collection<R: Read>(
     reader: R,
     on_record: &mut dyn FnMut(Value) -> Flow,
 ) -> Result<usize, ReadError> {
+    read_array_member(reader, "value", on_record).map(|envelope| envelope.count)
+}
+
+/// What surrounds the streamed array: its length and the envelope's scalar members (e.g. a
+/// bundle's `type` and `id`). Nested arrays and objects beside the array are skipped unread.
+#[derive(Debug, Default)]
+pub struct Envelope {
+    pub count: usize,
+    pub scalars: serde_json::Map<String, Value>,
+}
+
+/// Streams the elements of the array under `member` of a top-level JSON object, one at a time,
+/// so that a multi-gigabyte file is never held in memory.
+pub fn read_array_member<R: Read>(
+    reader: R,
+    member: &str,
+    on_record: &mut dyn FnMut(Value) -> Flow,
+) -> Result<Envelope, ReadError> {
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
-    let mut count = 0usize;
+    let mut envelope = Envelope::default();
     let seed = CollectionSeed {
+        member,
         on_record,
-        count: &mut count,
+        envelope: &mut envelope,
     };
     match seed.deserialize(&mut deserializer) {
         Ok(()) => {
             deserializer.end()?;
-            Ok(count)
+            Ok(envelope)
         }
-        Err(error) if error.to_string().starts_with(STOPPED) => Ok(count),
+        Err(error) if error.to_string().starts_with(STOPPED) => Ok(envelope),
         Err(error) => Err(error.into()),
     }
 }
 
 struct CollectionSeed<'a> {
+    member: &'a str,
     on_record: &'a mut dyn FnMut(Value) -> Flow,
-    count: &'a mut usize,
+    envelope: &'a mut Envelope,
 }
 
 impl<'de> DeserializeSeed<'de> for CollectionSeed<'_> {
@@ -69,27 +89,80 @@ impl<'de> Visitor<'de> for CollectionSeed<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(r#"a Graph collection object {"value": [...]}"#)
+        write!(f, "an object with an array member \"{}\"", self.member)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut saw_value = false;
+        let mut saw_member = false;
         while let Some(key) = map.next_key::<String>()? {
-            if key == "value" && !saw_value {
-                saw_value = true;
+            if key == self.member && !saw_member {
+                saw_member = true;
                 map.next_value_seed(ItemsSeed {
                     on_record: &mut *self.on_record,
-                    count: &mut *self.count,
+                    count: &mut self.envelope.count,
                 })?;
             } else {
-                map.next_value::<IgnoredAny>()?;
+                match map.next_value::<ScalarOrSkipped>()? {
+                    ScalarOrSkipped::Scalar(value) => {
+                        self.envelope.scalars.insert(key, value);
+                    }
+                    ScalarOrSkipped::Skipped => {}
+                }
             }
         }
-        if saw_value {
+        if saw_member {
             Ok(())
         } else {
-            Err(de::Error::custom("no \"value\" member in the collection"))
+            Err(de::Error::custom(format!(
+                "no \"{}\" member in the collection",
+                self.member
+            )))
         }
+    }
+}
+
+/// A sibling member: kept when it is a scalar, skipped without allocation when it is a container.
+enum ScalarOrSkipped {
+    Scalar(Value),
+    Skipped,
+}
+
+impl<'de> Deserialize<'de> for ScalarOrSkipped {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl<'de> Visitor<'de> for ScalarVisitor {
+            type Value = ScalarOrSkipped;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(ScalarOrSkipped::Scalar(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(ScalarOrSkipped::Scalar(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(ScalarOrSkipped::Scalar(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(ScalarOrSkipped::Scalar(Value::from(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(ScalarOrSkipped::Scalar(Value::String(v.to_owned())))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(ScalarOrSkipped::Scalar(Value::Null))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(ScalarOrSkipped::Skipped)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(ScalarOrSkipped::Skipped)
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
     }
 }
 
@@ -190,6 +263,26 @@ mod tests {
         );
         assert_eq!(result, Ok(2));
         assert_eq!(records, vec![json!({"id":"a"}), json!({"id":"b"})]);
+    }
+
+    #[test]
+    fn streams_any_member_and_keeps_the_scalar_siblings() {
+        let mut ids = Vec::new();
+        let envelope = read_array_member(
+            r#"{"type":"bundle","extra":{"a":[1]},"objects":[{"id":"x"},{"id":"y"}],"id":"bundle--1"}"#.as_bytes(),
+            "objects",
+            &mut |v| {
+                ids.push(v["id"].clone());
+                Flow::Continue
+            },
+        )
+        .unwrap();
+        assert_eq!(ids, vec![json!("x"), json!("y")]);
+        assert_eq!(envelope.count, 2);
+        assert_eq!(
+            Value::Object(envelope.scalars),
+            json!({"type": "bundle", "id": "bundle--1"})
+        );
     }
 
     #[test]

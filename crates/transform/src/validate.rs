@@ -2,7 +2,8 @@
 //! practice (reference `stix-taxii.md` §1–§4), independent of Python. The OASIS validator stays
 //! the oracle in the test suite; this is for users and for CI on machines without it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -50,63 +51,112 @@ const SCO_TYPES: [&str; 18] = [
     "x509-certificate",
 ];
 
-pub fn validate_bundle(bundle: &Value) -> Vec<Problem> {
+/// What the object checks need to know about the whole bundle: which ids it holds, and which
+/// versions appear more than once. Built in a first pass so that a bundle can be checked while
+/// streaming it: memory grows with the number of ids, not with the size of the objects.
+#[derive(Default)]
+pub struct BundleIndex {
+    ids: HashSet<Box<str>>,
+    /// 64-bit hashes of `id|modified`: collisions are negligible at any realistic size.
+    versions: HashSet<u64>,
+    repeated_versions: Vec<(String, String)>,
+}
+
+impl BundleIndex {
+    pub fn add(&mut self, object: &Value) {
+        let id = object
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("(no id)");
+        let modified = object
+            .get("modified")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (id, modified).hash(&mut hasher);
+        if !self.versions.insert(hasher.finish()) {
+            self.repeated_versions
+                .push((id.to_owned(), modified.to_owned()));
+        }
+        self.ids.insert(id.into());
+    }
+
+    /// Problems of the bundle as a whole: versions that appear more than once.
+    pub fn problems(&self) -> Vec<Problem> {
+        self.repeated_versions
+            .iter()
+            .map(|(id, modified)| Problem {
+                id: id.clone(),
+                message: format!("the same version (modified {modified:?}) appears more than once"),
+            })
+            .collect()
+    }
+}
+
+/// Checks the bundle envelope from its scalar members (`type`, `id`, no `spec_version`).
+pub fn check_envelope(envelope: &Map<String, Value>) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let mut report = |id: &str, message: String| {
+    let mut report = |message: String| {
         problems.push(Problem {
-            id: id.to_owned(),
+            id: "bundle".into(),
             message,
         })
     };
-    let Some(bundle) = bundle.as_object() else {
-        report("bundle", "not a JSON object".into());
-        return problems;
-    };
-    if bundle.get("type").and_then(Value::as_str) != Some("bundle") {
-        report("bundle", "type is not \"bundle\"".into());
+    if envelope.get("type").and_then(Value::as_str) != Some("bundle") {
+        report("type is not \"bundle\"".into());
     }
-    match bundle.get("id").and_then(Value::as_str) {
+    match envelope.get("id").and_then(Value::as_str) {
         Some(id) if id_problem(id, "bundle").is_none() => {}
-        Some(id) => report("bundle", format!("bad bundle id '{id}'")),
-        None => report("bundle", "no id".into()),
+        Some(id) => report(format!("bad bundle id '{id}'")),
+        None => report("no id".into()),
     }
-    if bundle.contains_key("spec_version") {
-        report("bundle", "a 2.1 bundle has no spec_version".into());
+    if envelope.contains_key("spec_version") {
+        report("a 2.1 bundle has no spec_version".into());
     }
-    let Some(objects) = bundle.get("objects").and_then(Value::as_array) else {
-        report("bundle", "no objects array".into());
+    problems
+}
+
+/// Checks one object against the rules, resolving its references in `index`.
+pub fn check_object(object: &Value, position: usize, index: &BundleIndex) -> Vec<Problem> {
+    let Some(map) = object.as_object() else {
+        return vec![Problem {
+            id: format!("objects[{position}]"),
+            message: "not a JSON object".into(),
+        }];
+    };
+    let id = map.get("id").and_then(Value::as_str).unwrap_or("(no id)");
+    object_problems(map, &index.ids)
+        .into_iter()
+        .map(|message| Problem {
+            id: id.to_owned(),
+            message,
+        })
+        .collect()
+}
+
+/// Checks a whole bundle held in memory (the streaming form is [`BundleIndex`] +
+/// [`check_envelope`] + [`check_object`]).
+pub fn validate_bundle(bundle: &Value) -> Vec<Problem> {
+    let Some(envelope) = bundle.as_object() else {
+        return vec![Problem {
+            id: "bundle".into(),
+            message: "not a JSON object".into(),
+        }];
+    };
+    let mut problems = check_envelope(envelope);
+    let Some(objects) = envelope.get("objects").and_then(Value::as_array) else {
+        problems.push(Problem {
+            id: "bundle".into(),
+            message: "no objects array".into(),
+        });
         return problems;
     };
-    let ids: HashSet<&str> = objects
-        .iter()
-        .filter_map(|o| o.get("id").and_then(Value::as_str))
-        .collect();
-    let mut versions: HashMap<(String, String), usize> = HashMap::new();
-    for (index, object) in objects.iter().enumerate() {
-        let Some(map) = object.as_object() else {
-            report(&format!("objects[{index}]"), "not a JSON object".into());
-            continue;
-        };
-        let id = map
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or("(no id)")
-            .to_owned();
-        let modified = map
-            .get("modified")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        *versions.entry((id.clone(), modified)).or_default() += 1;
-        for message in object_problems(map, &ids) {
-            report(&id, message);
-        }
+    let mut index = BundleIndex::default();
+    objects.iter().for_each(|object| index.add(object));
+    for (position, object) in objects.iter().enumerate() {
+        problems.extend(check_object(object, position, &index));
     }
-    for ((id, _), count) in versions {
-        if count > 1 {
-            report(&id, format!("the same version appears {count} times"));
-        }
-    }
+    problems.extend(index.problems());
     problems
 }
 
@@ -140,7 +190,7 @@ fn is_ms_timestamp(text: &str) -> bool {
         && crate::timestamp_ok(text)
 }
 
-fn object_problems(map: &Map<String, Value>, ids: &HashSet<&str>) -> Vec<String> {
+fn object_problems(map: &Map<String, Value>, ids: &HashSet<Box<str>>) -> Vec<String> {
     let mut problems = Vec::new();
     let object_type = map.get("type").and_then(Value::as_str).unwrap_or_default();
     let id = map.get("id").and_then(Value::as_str).unwrap_or_default();

@@ -94,8 +94,9 @@ impl GraphClient {
                         wait_ms = wait.as_millis() as u64,
                         "{why}: pausing every worker"
                     );
+                    // Pacing, not failure: a server that says when to come back is working, so
+                    // this does not count towards the circuit breaker.
                     self.throttle.pause_for(wait);
-                    self.throttle.failed(&why);
                     last = why;
                 }
                 Attempt::Retry(why) => {

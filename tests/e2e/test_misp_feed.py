@@ -23,12 +23,12 @@ from pymisp import MISPEvent
 from pymisp.tools import validate_event
 from stix2 import parse as stix2_parse
 
+from misp_oracle import UUID_RE, iso, misp_problems  # noqa: F401  (shared with misp_standin.py)
 from e2e_util import (ADVERSARIAL, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, SAMPLES, by_type,
                       load_json, relationships, run_ctiport)
 
 # ctiport's namespace and naming scheme for MISP uuids (README "MISP"; crates/sink/src/misp/uuid.rs).
 NAMESPACE = uuid.UUID("6f1b3c2e-9a4d-4e57-b1c8-2d7e5f90a3b6")
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 INDICATOR_IDS_RE = re.compile(r"^MDTI indicators? (.*?)(?:\. |$)")
 CSV_COLUMNS = "value,type,profile_id,indicator_id,stix_id"
 
@@ -40,10 +40,6 @@ def event_uuid(profile_id: str, part: int = 1) -> str:
 
 def attribute_uuid(event: str, type_: str, value: str) -> str:
     return str(uuid.uuid5(NAMESPACE, "%s|%s|%s" % (event, type_, value)))
-
-
-def has_4byte(text: str) -> bool:
-    return any(ord(c) > 0xFFFF for c in text)
 
 
 class Feed:
@@ -144,60 +140,6 @@ def tricky_feed(tmp_path_factory) -> Feed:
 
 
 # --- checks -------------------------------------------------------------------------------------
-
-
-def iso(value: str) -> datetime:
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
-def misp_problems(document: dict) -> list[str]:
-    """misp.md §5.2: PyMISP's loader and validate_event, plus the server rules validate_event does
-    not cover. An attribute validate_event drops or rewrites is a problem: MISP would drop it, or
-    store something else than the feed (its hashes and uuids would then not match)."""
-    problems = []
-    raw = document["Event"]
-    event = MISPEvent()
-    event.load(copy.deepcopy(document))  # structural errors raise
-    types = event.describe_types
-    if not str(raw.get("info", "")).strip():
-        problems.append("Event.info empty")
-    if "\n" in raw["info"] or len(raw["info"]) > 256:
-        problems.append("Event.info is not one short line: %r" % raw["info"])
-    if not UUID_RE.match(raw.get("uuid", "")):
-        problems.append("Event.uuid not lower-case RFC 4122: %r" % raw.get("uuid"))
-    if raw.get("published") and not (raw.get("Attribute") or raw.get("Object") or raw.get("EventReport")):
-        problems.append("published empty event is refused")
-    if str(raw.get("distribution")) not in {"0", "1", "2", "3"}:
-        problems.append("event distribution %r" % raw.get("distribution"))
-    utf8mb3 = [raw["info"], raw["Orgc"]["name"]] + [t["name"] for t in raw.get("Tag", [])]
-    utf8mb3 += [r["name"] for r in raw.get("EventReport", [])]
-    seen = set()
-    for a in raw.get("Attribute", []):
-        t = a["type"]
-        c = a.get("category") or types["sane_defaults"][t]["default_category"]
-        if t not in types["category_type_mappings"].get(c, []):
-            problems.append("%s/%s: category not allowed" % (t, c))
-        if (a["value"], t, c) in seen:
-            problems.append("duplicate %s %s (MISP collapses it)" % (t, a["value"]))
-        seen.add((a["value"], t, c))
-        if a.get("first_seen") and a.get("last_seen") and iso(a["first_seen"]) > iso(a["last_seen"]):
-            problems.append("%s %s: last_seen < first_seen" % (t, a["value"]))
-        if len(str(a["value"]).encode()) > 65535:
-            problems.append("value > 65535 bytes")
-        if not UUID_RE.match(a["uuid"]):
-            problems.append("attribute uuid %r" % a["uuid"])
-        utf8mb3 += [a["value"], a.get("comment", "")]
-    problems += ["4-byte UTF-8 in a utf8mb3 column: %r" % s for s in utf8mb3 if has_4byte(s)]
-    before = {a.uuid: (a.type, a.value) for a in event.attributes}
-    errors: dict = {}
-    validated = validate_event(event, errors)
-    after = {a.uuid: (a.type, a.value) for a in validated.attributes}
-    for attribute_uuid_, (type_, value) in before.items():
-        if attribute_uuid_ not in after:
-            problems.append("validate_event dropped %s %r" % (type_, value))
-        elif after[attribute_uuid_][1] != value:
-            problems.append("MISP would store %s %r as %r" % (type_, value, after[attribute_uuid_][1]))
-    return problems + errors.get("warnings", []) + errors.get("errors", [])
 
 
 def assert_feed_valid(feed: Feed) -> None:

@@ -245,6 +245,7 @@ impl Sink for CsvSink {
         Ok(SinkReport {
             objects: rows,
             files: vec![path.display().to_string()],
+            ..SinkReport::default()
         })
     }
 }

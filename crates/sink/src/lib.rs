@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod csv;
+pub mod http;
 pub mod io_adapter;
 pub mod misp;
 pub mod ndjson;
@@ -30,6 +31,11 @@ pub struct SinkReport {
     pub objects: u64,
     /// Files written, for the summary.
     pub files: Vec<String>,
+    /// Objects the target refused while the rest was delivered (a pushing sink goes on past a
+    /// refused object); a report with failures fails the run.
+    pub failed: u64,
+    /// `<object>: <reason>` for the first failures (`failed` is the complete count).
+    pub failures: Vec<String>,
 }
 
 /// A destination for the mapped stream. Calls come in order: `begin`, `write` for each record,

@@ -47,6 +47,7 @@ impl Sink for NdjsonSink {
         Ok(SinkReport {
             objects: self.objects,
             files: vec![path.display().to_string()],
+            ..SinkReport::default()
         })
     }
 }

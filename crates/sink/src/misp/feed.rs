@@ -7,88 +7,47 @@
 //! <dir>/hashes.csv         md5 of each attribute value (as MISP stores it),event uuid
 //! ```
 //!
-//! The driver reads like this: a profile opens an event; its indicators become attributes of that
-//! event; when the event holds `--misp-max-attributes` attributes it is written and an extension
-//! event (`extends_uuid` = the profile's main event) takes the rest; the next profile closes it.
-//! An event's attributes are held only until the event is written, so memory is bounded by the
+//! The driver reads like this: the records go through the [`EventBuilder`] (shared with the
+//! `misp:` REST sink), and each event it completes is written at once, so memory is bounded by the
 //! attribute limit, never by the size of the export.
 //!
 //! Files are staged in a hidden directory and moved into place when the run completes (events,
 //! then `hashes.csv`, then `manifest.json`); a failed run leaves the feed as it was. Event files
 //! of an earlier export that this one no longer lists are removed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use ctiport_model::graph::{IntelProfile, ProfileKind};
-use ctiport_model::record::{Mapped, MappedIndicator, MappedProfile};
+use ctiport_model::record::Mapped;
 use ctiport_model::stix::EncodedObject;
-use ctiport_model::timestamp::Timestamp;
 use md5::{Digest, Md5};
 use uuid::Uuid;
 
-use super::batch::{Batch, candidate};
+use super::builder::EventBuilder;
 use super::config::MispOptions;
-use super::event::{
-    ANALYSIS_COMPLETED, DISTRIBUTION_INHERIT, Event, EventDocument, EventReport, ManifestEntry,
-    OrgRef, THREAT_LEVEL_UNDEFINED, Tag, event_tags, info,
-};
-use super::report;
-use super::text::{date, unix_seconds};
-use super::uuid::{event_uuid, report_uuid};
+use super::event::{Event, EventDocument, ManifestEntry};
 use crate::atomic::io_error;
 use crate::io_adapter::{AtomicWriter, csv_error};
 use crate::{Sink, SinkError, SinkReport};
 
 const MANIFEST: &str = "manifest.json";
 const HASHES: &str = "hashes.csv";
-/// The date of an event with no date at all (no `firstActiveDateTime`, no sighting): the Unix
-/// epoch, as for undated STIX objects.
-const EPOCH_DATE: &str = "1970-01-01";
-
-/// What the sink remembers of every profile (a few strings; grows with profiles, not indicators).
-struct ProfileMemo {
-    kind: ProfileKind,
-    title: String,
-    tags: Vec<Tag>,
-    first_active: Option<Timestamp>,
-    /// The main event's date, shared by its extension events.
-    date: Option<String>,
-    next_part: u32,
-}
-
-/// The event being built.
-struct Building {
-    profile_id: String,
-    part: u32,
-    uuid: Uuid,
-    batch: Batch,
-    /// The profile, for the main event's report (extension events carry none).
-    profile: Option<Arc<IntelProfile>>,
-}
 
 pub struct MispFeedSink {
     directory: PathBuf,
     staging: PathBuf,
-    options: MispOptions,
+    builder: EventBuilder,
     hashes: Option<::csv::Writer<AtomicWriter>>,
     manifest: BTreeMap<String, ManifestEntry>,
     staged_events: Vec<String>,
-    profiles: HashMap<String, ProfileMemo>,
-    current: Option<Building>,
     attributes: u64,
     committed: bool,
 }
 
 impl MispFeedSink {
     pub fn create(directory: &Path, options: MispOptions) -> Result<Self, SinkError> {
-        if options.max_attributes == 0 {
-            return Err(SinkError::Other(
-                "the MISP attribute limit must be at least 1".into(),
-            ));
-        }
+        let builder = EventBuilder::new(options)?;
         let staging = directory.join(format!(".staging-misp-{}", std::process::id()));
         fs::create_dir_all(&staging).map_err(io_error(&staging))?;
         let hashes_path = staging.join(HASHES);
@@ -100,157 +59,13 @@ impl MispFeedSink {
         Ok(MispFeedSink {
             directory: directory.to_owned(),
             staging,
-            options,
+            builder,
             hashes: Some(hashes),
             manifest: BTreeMap::new(),
             staged_events: Vec::new(),
-            profiles: HashMap::new(),
-            current: None,
             attributes: 0,
             committed: false,
         })
-    }
-
-    fn open_profile(&mut self, profile: &MappedProfile) -> Result<(), SinkError> {
-        self.close_event()?;
-        let title = if profile.title.trim().is_empty() {
-            profile.profile_id.clone()
-        } else {
-            profile.title.clone()
-        };
-        self.profiles.insert(
-            profile.profile_id.clone(),
-            ProfileMemo {
-                kind: profile.kind.clone(),
-                tags: event_tags(&self.options, &profile.kind, &title),
-                title,
-                first_active: profile.profile.first_active,
-                date: None,
-                next_part: 2,
-            },
-        );
-        self.current = Some(Building {
-            profile_id: profile.profile_id.clone(),
-            part: 1,
-            uuid: event_uuid(&profile.profile_id, 1),
-            batch: Batch::default(),
-            profile: Some(profile.profile.clone()),
-        });
-        Ok(())
-    }
-
-    /// Closes the current event and opens the next extension event of `profile_id`.
-    fn open_extension(&mut self, profile_id: &str) -> Result<(), SinkError> {
-        self.close_event()?;
-        let memo = self.profiles.get_mut(profile_id).ok_or_else(|| {
-            SinkError::Other(format!(
-                "an indicator of profile '{profile_id}' arrived before the profile itself"
-            ))
-        })?;
-        let part = memo.next_part;
-        memo.next_part += 1;
-        self.current = Some(Building {
-            profile_id: profile_id.to_owned(),
-            part,
-            uuid: event_uuid(profile_id, part),
-            batch: Batch::default(),
-            profile: None,
-        });
-        Ok(())
-    }
-
-    fn add_indicator(&mut self, indicator: &MappedIndicator) -> Result<(), SinkError> {
-        let same_profile = self
-            .current
-            .as_ref()
-            .is_some_and(|c| c.profile_id == indicator.profile_id);
-        if !same_profile {
-            // Records come profile by profile; this only happens if a profile's indicators are
-            // split in the stream. They go to a further extension event of that profile.
-            self.open_extension(&indicator.profile_id)?;
-        }
-        let candidate = match candidate(&self.options.table, indicator) {
-            Ok(candidate) => candidate,
-            Err(reason) => {
-                tracing::warn!(id = %indicator.indicator_id, profile = %indicator.profile_id, "not exported to MISP: {reason}");
-                return Ok(());
-            }
-        };
-        let full = self.current.as_ref().is_some_and(|c| {
-            c.batch.len() >= self.options.max_attributes && !c.batch.contains(&candidate)
-        });
-        if full {
-            self.open_extension(&indicator.profile_id)?;
-        }
-        if let Some(current) = self.current.as_mut() {
-            current.batch.add(candidate, indicator);
-        }
-        Ok(())
-    }
-
-    /// Writes the current event, if any, to the staging directory.
-    fn close_event(&mut self) -> Result<(), SinkError> {
-        let Some(building) = self.current.take() else {
-            return Ok(());
-        };
-        let memo = self
-            .profiles
-            .get_mut(&building.profile_id)
-            .ok_or_else(|| SinkError::Other("internal: event of an unknown profile".into()))?;
-        let first_active = memo.first_active.map(unix_seconds);
-        let date = match (&memo.date, building.part) {
-            (Some(date), part) if part > 1 => date.clone(),
-            _ => memo
-                .first_active
-                .or(building.batch.earliest())
-                .map(date)
-                .unwrap_or_else(|| EPOCH_DATE.to_owned()),
-        };
-        if building.part == 1 {
-            memo.date = Some(date.clone());
-        }
-        let (attributes, newest) = building
-            .batch
-            .into_attributes(building.uuid, first_active.unwrap_or(0));
-        // The event's timestamp comes from the source's dates, never the clock: re-exporting the
-        // same input gives the same timestamp, and a newer sighting gives a newer one.
-        let timestamp = if building.part == 1 {
-            newest.max(first_active.unwrap_or(0))
-        } else {
-            newest
-        };
-        let reports = match &building.profile {
-            Some(profile) => vec![EventReport {
-                uuid: report_uuid(building.uuid).to_string(),
-                name: report::name(&memo.title),
-                content: report::content(profile, &memo.title),
-                distribution: DISTRIBUTION_INHERIT,
-                timestamp: timestamp.to_string(),
-                deleted: false,
-            }],
-            None => Vec::new(),
-        };
-        let event = Event {
-            uuid: building.uuid.to_string(),
-            info: info(&memo.kind, &memo.title, building.part),
-            date,
-            threat_level_id: THREAT_LEVEL_UNDEFINED.to_string(),
-            analysis: ANALYSIS_COMPLETED.to_string(),
-            distribution: self.options.distribution.level().to_string(),
-            published: false,
-            timestamp: timestamp.to_string(),
-            publish_timestamp: "0".into(),
-            extends_uuid: if building.part > 1 {
-                event_uuid(&building.profile_id, 1).to_string()
-            } else {
-                String::new()
-            },
-            orgc: OrgRef::from(&self.options.org),
-            tags: memo.tags.clone(),
-            attributes,
-            reports,
-        };
-        self.write_event(&event)
     }
 
     fn write_event(&mut self, event: &Event) -> Result<(), SinkError> {
@@ -314,20 +129,23 @@ impl Sink for MispFeedSink {
     }
 
     fn write(&mut self, record: &Mapped) -> Result<(), SinkError> {
-        match record {
-            Mapped::Profile(profile) => self.open_profile(profile),
-            Mapped::Indicator(indicator) => self.add_indicator(indicator),
+        for built in self.builder.add(record)? {
+            self.write_event(&built.event)?;
         }
+        Ok(())
     }
 
     fn finish(mut self: Box<Self>) -> Result<SinkReport, SinkError> {
-        self.close_event()?;
+        if let Some(built) = self.builder.finish()? {
+            self.write_event(&built.event)?;
+        }
         let files = self.commit_staged()?;
         self.committed = true;
         let _ = fs::remove_dir_all(&self.staging);
         Ok(SinkReport {
             objects: self.attributes,
             files,
+            ..SinkReport::default()
         })
     }
 }
@@ -364,9 +182,14 @@ mod tests {
     use super::*;
     use crate::misp::config::{Distribution, Organisation};
     use crate::misp::mapping::AttributeTable;
+    use crate::misp::uuid::event_uuid;
     use ctiport_model::graph::IndicatorSource;
+    use ctiport_model::graph::{IntelProfile, ProfileKind};
     use ctiport_model::record::ObservableType;
+    use ctiport_model::record::{MappedIndicator, MappedProfile};
+    use ctiport_model::timestamp::Timestamp;
     use serde_json::Value;
+    use std::sync::Arc;
 
     fn options(max_attributes: usize) -> MispOptions {
         MispOptions {

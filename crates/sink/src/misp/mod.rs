@@ -10,21 +10,26 @@
 //! * [`text`]: free text for MISP's utf8mb3 columns, MISP's timestamp forms;
 //! * [`event`]: the MISP core format documents and manifest entries; [`report`]: the EventReport;
 //! * [`batch`]: an event's attributes (merging what MISP would collapse);
-//! * [`feed`]: the sink that drives it all and writes the feed.
+//! * [`builder`]: the mapped stream → finished events (one per profile, split when large);
+//! * [`feed`]: the sink that writes the feed (`--to misp-feed:`);
+//! * [`rest`]: the sink that pushes events to a MISP instance (`--to misp:`).
 //!
 //! Facts about MISP come from the reference `misp.md`; the choices it leaves open are documented
 //! where they are made and in the README.
 
 pub mod batch;
+pub mod builder;
 pub mod config;
 pub mod event;
 pub mod feed;
 pub mod mapping;
 pub mod normalize;
 pub mod report;
+pub mod rest;
 pub mod text;
 pub mod uuid;
 
 pub use config::{DEFAULT_MAX_ATTRIBUTES, Distribution, MispOptions, Organisation};
 pub use feed::MispFeedSink;
 pub use mapping::{AttributeTable, TableError};
+pub use rest::MispRestSink;

@@ -208,6 +208,7 @@ impl Sink for ChunkedBundleSink {
         Ok(SinkReport {
             objects: self.objects,
             files,
+            ..SinkReport::default()
         })
     }
 }

@@ -42,6 +42,7 @@ impl Sink for BundleSink {
         Ok(SinkReport {
             objects,
             files: vec![path.display().to_string()],
+            ..SinkReport::default()
         })
     }
 }

@@ -2,14 +2,13 @@
 //! the collection URL and the API root derived from it, the plain-HTTP rule, the credentials
 //! (from the environment only) and the trust anchors.
 
-use std::fmt;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use url::{Host, Url};
+use url::Url;
 
 use super::error::TaxiiError;
+pub use crate::http::{Secret, is_loopback};
 
 /// Environment variables that hold the HTTP Basic credentials.
 pub const USERNAME_VAR: &str = "TAXII_USERNAME";
@@ -43,27 +42,6 @@ impl Default for TaxiiOptions {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
         }
-    }
-}
-
-/// A string that never shows itself: not in `Debug`, not in `Display`, not in logs or errors.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The only way to the value: the call site that puts it on the wire.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
     }
 }
 
@@ -132,24 +110,7 @@ impl TaxiiConfig {
         }
         let ca_pem = match &options.ca_file {
             None => None,
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    TaxiiError::Config(format!("cannot read --ca-file {}: {e}", path.display()))
-                })?;
-                let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                    TaxiiError::Config(format!(
-                        "--ca-file {} is not a PEM certificate: {e}",
-                        path.display()
-                    ))
-                })?;
-                if certificates.is_empty() {
-                    return Err(TaxiiError::Config(format!(
-                        "--ca-file {} holds no PEM certificate",
-                        path.display()
-                    )));
-                }
-                Some(pem)
-            }
+            Some(path) => Some(crate::http::read_ca_file(path).map_err(TaxiiError::Config)?),
         };
         Ok(TaxiiConfig {
             collection_url,
@@ -224,16 +185,6 @@ fn redact_userinfo(text: &str) -> String {
     match text[start..end].rfind('@') {
         Some(at) => format!("{}***{}", &text[..start], &text[start + at..]),
         None => text.to_owned(),
-    }
-}
-
-/// Plain HTTP is harmless only when the traffic never leaves the machine.
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => false,
     }
 }
 

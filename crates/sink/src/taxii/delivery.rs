@@ -16,7 +16,6 @@ use tokio::time::Instant;
 use super::envelope::Envelope;
 use super::error::TaxiiError;
 use super::resources::Status;
-use super::retry::poll_interval;
 use super::service::{Posted, TaxiiService};
 
 /// What became of the objects of the envelopes delivered so far.
@@ -57,6 +56,13 @@ pub enum Verdict {
     Stored,
     /// Reported as failed; may still be an already-present duplicate.
     Failed(String),
+}
+
+/// Waits between polls of a pending status: 0.5 s doubling to at most 10 s.
+pub fn poll_interval(poll: u32) -> Duration {
+    Duration::from_millis(500)
+        .saturating_mul(2u32.saturating_pow(poll.min(8)))
+        .min(Duration::from_secs(10))
 }
 
 pub struct Delivery<'a> {
@@ -296,6 +302,13 @@ mod tests {
                 .collect(),
             pendings: Vec::new(),
         }
+    }
+
+    #[test]
+    fn polls_back_off_to_a_ceiling() {
+        assert_eq!(poll_interval(0), Duration::from_millis(500));
+        assert_eq!(poll_interval(1), Duration::from_secs(1));
+        assert_eq!(poll_interval(50), Duration::from_secs(10));
     }
 
     #[test]

@@ -16,7 +16,6 @@ pub mod delivery;
 pub mod envelope;
 pub mod error;
 pub mod resources;
-pub mod retry;
 pub mod service;
 pub mod sink;
 

@@ -2,9 +2,7 @@
 //! 429/5xx/connection errors (honouring `Retry-After`), and every refusal turned into an error that
 //! names its likely cause.
 
-use std::time::{Duration, SystemTime};
-
-use reqwest::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
@@ -13,7 +11,7 @@ use super::config::{Credentials, PASSWORD_VAR, TaxiiConfig, USERNAME_VAR};
 use super::envelope::Envelope;
 use super::error::TaxiiError;
 use super::resources::{ApiRoot, Collection, ObjectsPage, Status, TAXII_MEDIA_TYPE, error_detail};
-use super::retry::{backoff, is_retryable, parse_retry_after};
+use crate::http::{self, Answer, SendError, plain_text_detail};
 
 /// Ids asked for in one `match[id]` query (keeps the URL short).
 const IDS_PER_QUERY: usize = 40;
@@ -28,12 +26,6 @@ pub enum Posted {
     TooLarge,
 }
 
-/// A response that is not retried: its status and body.
-struct Answer {
-    status: StatusCode,
-    body: Vec<u8>,
-}
-
 pub struct TaxiiService {
     http: reqwest::Client,
     credentials: Option<Credentials>,
@@ -45,33 +37,12 @@ pub struct TaxiiService {
 
 impl TaxiiService {
     pub fn new(config: &TaxiiConfig) -> Result<Self, TaxiiError> {
-        let origin = config.collection_url.origin();
-        // Follow redirects only within the same origin: a redirect elsewhere (or to plain http)
-        // must not take the credentials or the data with it.
-        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() >= 5 {
-                attempt.error("too many redirects")
-            } else if attempt.url().origin() == origin {
-                attempt.follow()
-            } else {
-                attempt.stop()
-            }
-        });
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("ctiport/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.request_timeout)
-            .connect_timeout(Duration::from_secs(15))
-            .redirect(redirects);
-        if let Some(pem) = &config.ca_pem {
-            let certificates = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| TaxiiError::Config(format!("--ca-file: {e}")))?;
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| TaxiiError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let http = http::build_client(
+            config.collection_url.origin(),
+            config.ca_pem.as_deref(),
+            config.request_timeout,
+        )
+        .map_err(TaxiiError::Config)?;
         let objects = config
             .collection_url
             .join("objects/")
@@ -171,8 +142,7 @@ impl TaxiiService {
         body: Option<&[u8]>,
         what: &str,
     ) -> Result<Answer, TaxiiError> {
-        let mut last = String::new();
-        for attempt in 0..self.max_attempts {
+        let build = || {
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
@@ -186,58 +156,22 @@ impl TaxiiService {
                     .header(CONTENT_TYPE, TAXII_MEDIA_TYPE)
                     .body(body.to_vec());
             }
-            let wait = match request.send().await {
-                Err(error) if is_certificate_error(&error) => {
-                    return Err(TaxiiError::Refused(format!(
-                        "TLS certificate of {url} not trusted: {}; for a server with a private \
-                         CA, pass its certificate with --ca-file",
-                        describe(&error)
-                    )));
-                }
-                Err(error) => {
-                    last = describe(&error);
-                    backoff(attempt)
-                }
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                    match response.bytes().await {
-                        Err(error) => {
-                            last = format!("reading the response: {}", describe(&error));
-                            backoff(attempt)
-                        }
-                        Ok(bytes) if is_retryable(status) => {
-                            last = format!("HTTP {}{}", status.as_u16(), error_detail(&bytes));
-                            retry_after.unwrap_or_else(|| backoff(attempt))
-                        }
-                        Ok(bytes) => {
-                            return Ok(Answer {
-                                status,
-                                body: bytes.to_vec(),
-                            });
-                        }
-                    }
-                }
-            };
-            if attempt + 1 < self.max_attempts {
-                tracing::warn!(
-                    url = %url,
-                    attempt = attempt + 1,
-                    wait_ms = wait.as_millis() as u64,
-                    "TAXII {what}: {last}; retrying"
-                );
-                tokio::time::sleep(wait).await;
-            }
-        }
-        Err(TaxiiError::Exhausted {
-            what: format!("{what} ({url})"),
-            attempts: self.max_attempts,
-            last,
-        })
+            request
+        };
+        let label = format!("TAXII {what}");
+        http::send(build, self.max_attempts, url, &label, error_detail)
+            .await
+            .map_err(|error| match error {
+                SendError::Untrusted(detail) => TaxiiError::Refused(format!(
+                    "TLS certificate of {url} not trusted: {detail}; for a server with a private \
+                     CA, pass its certificate with --ca-file"
+                )),
+                SendError::Exhausted { attempts, last } => TaxiiError::Exhausted {
+                    what: format!("{what} ({url})"),
+                    attempts,
+                    last,
+                },
+            })
     }
 
     /// The error for an answer the sink cannot go on from, naming the likely cause.
@@ -285,40 +219,4 @@ impl TaxiiService {
 fn parse<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, TaxiiError> {
     serde_json::from_slice(body)
         .map_err(|e| TaxiiError::Refused(format!("unreadable response for {what}: {e}")))
-}
-
-/// A short, one-line plain-text body (`Unauthorized Access`), never HTML.
-fn plain_text_detail(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() || text.starts_with('<') || text.starts_with('{') {
-        return String::new();
-    }
-    let line: String = text
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect();
-    format!(": {line}")
-}
-
-/// A certificate the client does not trust will not become trusted on retry.
-fn is_certificate_error(error: &reqwest::Error) -> bool {
-    error.is_connect() && describe(error).to_ascii_lowercase().contains("certificate")
-}
-
-/// A transport error with its causes, without the URL (logged separately).
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    if let Some(url) = error.url() {
-        text = text.replace(&format!(" for url ({url})"), "");
-    }
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }

@@ -189,6 +189,7 @@ impl Sink for TaxiiSink {
         Ok(SinkReport {
             objects: t.delivered(),
             files: Vec::new(),
+            ..SinkReport::default()
         })
     }
 }

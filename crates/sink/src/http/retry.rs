@@ -1,5 +1,6 @@
 //! When to try a request again and how long to wait first: full-jitter exponential backoff, or
-//! the server's `Retry-After` (seconds, fractional seconds or an HTTP date), capped.
+//! the server's `Retry-After` (seconds, fractional seconds or an HTTP date), capped. Shared by
+//! every pushing sink (TAXII, MISP REST).
 
 use std::time::{Duration, SystemTime};
 
@@ -50,13 +51,6 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     )
 }
 
-/// Waits between polls of a pending status: 0.5 s doubling to at most 10 s.
-pub fn poll_interval(poll: u32) -> Duration {
-    Duration::from_millis(500)
-        .saturating_mul(2u32.saturating_pow(poll.min(8)))
-        .min(Duration::from_secs(10))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,13 +85,6 @@ mod tests {
                 StatusCode::from_u16(code).unwrap_or_default()
             ));
         }
-    }
-
-    #[test]
-    fn polls_back_off_to_a_ceiling() {
-        assert_eq!(poll_interval(0), Duration::from_millis(500));
-        assert_eq!(poll_interval(1), Duration::from_secs(1));
-        assert_eq!(poll_interval(50), Duration::from_secs(10));
     }
 
     proptest! {

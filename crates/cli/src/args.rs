@@ -49,6 +49,9 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub graph: GraphArgs,
 
+    #[command(flatten)]
+    pub filters: FilterArgs,
+
     /// Enrich hostname and IP indicators: `hosts` (registrar, ASN, country, hosting provider,
     /// netblock) and/or `reputation` (classification, score, rules). Live: one or two extra
     /// requests per unique host; from a dump: its hosts/ and reputation/ folders.
@@ -68,6 +71,8 @@ pub struct ExportArgs {
     /// `taxii:<collection url>`: push to a TAXII 2.1 collection, e.g.
     ///   taxii:https://ti.example/api1/collections/<id>/ (credentials from TAXII_USERNAME
     ///   and TAXII_PASSWORD).
+    /// `misp:<base url>`: push the MISP events to an instance over its REST API, e.g.
+    ///   misp:https://misp.example.org/ (API key from MISP_KEY).
     #[arg(
         long = "to",
         value_name = "SINK",
@@ -92,6 +97,11 @@ pub struct ExportArgs {
     /// intelligence then travel unencrypted).
     #[arg(long)]
     pub taxii_allow_http: bool,
+
+    /// Allow a `misp:` sink over plain http:// to a host other than loopback (the API key and
+    /// intelligence then travel unencrypted).
+    #[arg(long)]
+    pub misp_allow_http: bool,
 
     /// Extra CA certificate(s) (PEM) to trust for https:// sinks, for servers with a private CA.
     /// TLS verification is always on.
@@ -134,12 +144,14 @@ pub struct ExportArgs {
     #[arg(long, value_name = "NAME", default_value = ctiport_transform::options::DEFAULT_PRODUCER)]
     pub producer_name: String,
 
-    /// Distribution of the events of `misp-feed:` sinks: organisation (0, your organisation
+    /// Distribution of the events of `misp-feed:` and `misp:` sinks: organisation (0, your organisation
     /// only), community (1), connected (2) or all (3).
     #[arg(long, value_enum, value_name = "LEVEL", default_value = "organisation")]
     pub misp_distribution: crate::sink_options::MispDistributionArg,
 
-    /// Name of the organisation that creates the MISP events (`Orgc`) [default: --producer-name].
+    /// Name of the organisation that creates the MISP events (`Orgc`; a `misp:` push keeps it
+    /// only for a sync user, otherwise the key's organisation creates them) [default:
+    /// --producer-name].
     #[arg(long, value_name = "NAME")]
     pub misp_org_name: Option<String>,
 
@@ -183,14 +195,6 @@ pub struct GraphArgs {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 
-    /// Only profiles of this kind (sent as $filter=kind eq '…').
-    #[arg(long, value_enum)]
-    pub kind: Option<KindArg>,
-
-    /// Only this profile, fetched by id; repeat for several.
-    #[arg(long = "profile", value_name = "ID")]
-    pub profiles: Vec<String>,
-
     /// $top to request per page (default: the service's own page size).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub page_size: Option<u32>,
@@ -206,6 +210,56 @@ pub struct GraphArgs {
     /// Tries per request, the first included, for 429, 5xx, resets and timeouts.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
+}
+
+/// Filters of `ctiport export`: what is left out is counted as `filtered` in the run summary.
+const FILTERS: &str = "Filters";
+
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Only profiles of this kind, and their indicators. Live: sent as $filter=kind eq '…';
+    /// from a dump: other profiles' indicator files are not read.
+    #[arg(long, value_enum, help_heading = FILTERS)]
+    pub kind: Option<KindArg>,
+
+    /// Only this profile (exact id) and its indicators; repeat for several. Profiles come out in
+    /// the order given. Live: fetched by id; from a dump: other profiles' indicator files are not
+    /// read. An id the source does not have is rejected.
+    #[arg(long = "profile", value_name = "ID", help_heading = FILTERS)]
+    pub profiles: Vec<String>,
+
+    /// Only indicators from these sources (repeat, or comma-separated); `microsoft` also matches
+    /// Graph's `microsoftDefenderThreatIntelligence`, `osint` its `openSourceIntelligence`.
+    #[arg(long = "source", value_enum, value_delimiter = ',', value_name = "SOURCE", ignore_case = true, help_heading = FILTERS)]
+    pub sources: Vec<SourceArg>,
+
+    /// Only indicators of these types (repeat, or comma-separated; case-insensitive): Graph
+    /// artifact types (hostname, ipAddress, host, sslCertificate, unclassifiedArtifact, …) or
+    /// value types (domain, ipv4, ipv6, ipv4-cidr, ipv6-cidr, url, email, md5, sha1, sha256,
+    /// sha512, x509-sha1), which match what the value is classified as.
+    #[arg(long = "artifact-type", value_delimiter = ',', value_name = "TYPE", help_heading = FILTERS)]
+    pub artifact_types: Vec<String>,
+
+    /// Only indicators seen on or after this date: RFC 3339 (2024-05-01T00:00:00Z) or a date
+    /// (2024-05-01, midnight UTC). Compares lastSeenDateTime, else firstSeenDateTime; an indicator
+    /// with neither is left out.
+    #[arg(long, value_name = "DATE", help_heading = FILTERS)]
+    pub seen_since: Option<String>,
+
+    /// Only host indicators whose reputation score is at least this (0-100); needs
+    /// `--enrich reputation`. Indicators without a score (hashes, URLs, hosts not looked up) are
+    /// kept.
+    #[arg(long, value_name = "SCORE", value_parser = clap::value_parser!(u8).range(0..=100), help_heading = FILTERS)]
+    pub min_reputation: Option<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SourceArg {
+    #[value(alias = "microsoftDefenderThreatIntelligence")]
+    Microsoft,
+    #[value(alias = "openSourceIntelligence")]
+    Osint,
+    Public,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,6 +1,7 @@
 //! `ctiport`: parse, wire, report. The work lives in the library crates.
 
 mod args;
+mod filters;
 mod pipeline;
 mod progress;
 mod sink_options;
@@ -16,7 +17,7 @@ use anyhow::{Context as _, Result};
 use clap::Parser;
 use std::sync::Arc;
 
-use ctiport_fetch::enrich::EnrichOptions;
+use ctiport_fetch::enrich::{EnrichGate, EnrichOptions};
 use ctiport_fetch::graph::{Credentials, GraphConfig, Secret};
 use ctiport_fetch::{DumpSource, Source};
 use ctiport_sink::stix::ChunkLimits;
@@ -116,15 +117,30 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         [_] => return Err("--to dump: captures a live run; it needs --from graph".into()),
         _ => return Err("--to dump: may be given once".into()),
     };
+    let mappings = Mappings::load(args.mappings.as_deref())
+        .map_err(|e| format!("mapping table error: {e}"))?;
+    let filter = filters::filter(&args.filters, &enrich, &mappings)?;
+    let selection = filters::selection(&args.filters);
+    // Hosts of indicators the filters leave out are not looked up.
+    let enrich_gate = filter
+        .filters_indicators()
+        .then(|| EnrichGate::new(filter.enrichment_gate()));
     let source = match args.from.split_once(':') {
-        Some(("dir", path)) if !path.is_empty() => Source::Dump(
-            DumpSource::open(Path::new(path))
+        Some(("dir", path)) if !path.is_empty() => {
+            let mut dump = DumpSource::open(Path::new(path))
                 .map_err(|e| e.to_string())?
-                .with_enrichment(enrich),
-        ),
+                .with_selection(selection)
+                .with_enrichment(enrich);
+            if let Some(gate) = enrich_gate {
+                dump = dump.with_enrichment_gate(gate);
+            }
+            Source::Dump(dump)
+        }
         None if args.from == "graph" => {
             let mut config = graph_config(&args.graph)?;
             config.enrich = Some(enrich);
+            config.selection = selection;
+            config.enrich_gate = enrich_gate;
             Source::Graph {
                 config: Arc::new(config),
                 capture: dump_capture.clone(),
@@ -138,8 +154,6 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         }
     };
 
-    let mappings = Mappings::load(args.mappings.as_deref())
-        .map_err(|e| format!("mapping table error: {e}"))?;
     let options = MappingOptions {
         actor_as: match args.actor_as {
             ActorAsArg::ThreatActor => ActorAs::ThreatActor,
@@ -161,6 +175,11 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         tlp: args.tlp.level().to_owned(),
         misp: sink_options::misp_options(args)?,
         csv_columns: sink_options::csv_columns(args)?,
+        misp_rest: ctiport_sink::misp::rest::MispRestOptions {
+            allow_http: args.misp_allow_http,
+            ca_file: args.ca_file.clone(),
+            ..Default::default()
+        },
         taxii: ctiport_sink::taxii::TaxiiOptions {
             allow_http: args.taxii_allow_http,
             ca_file: args.ca_file.clone(),
@@ -172,6 +191,7 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
     let sinks = pipeline::open_sinks(&sink_specs, &settings)?;
     Ok(pipeline::Export {
         source,
+        filter,
         mapper,
         sinks,
         progress: progress::Progress::new(!args.no_progress),
@@ -211,11 +231,6 @@ fn graph_config(args: &args::GraphArgs) -> Result<GraphConfig, String> {
     config.authority_url = args.authority_url.clone();
     config.rate = args.rate;
     config.concurrency = usize::from(args.concurrency);
-    config.kind = args.kind.map(|k| match k {
-        args::KindArg::Actor => "actor".to_owned(),
-        args::KindArg::Tool => "tool".to_owned(),
-    });
-    config.profiles = args.profiles.clone();
     config.page_size = args.page_size;
     config.request_timeout = std::time::Duration::from_secs(args.request_timeout.max(1));
     config.max_pages = args.max_pages.max(1);
@@ -231,13 +246,15 @@ fn report(args: &ExportArgs, mut summary: summary::Summary) -> Result<u8> {
         objects = summary.objects,
         rejected = summary.rejected,
         skipped = summary.skipped,
+        filtered = summary.filtered,
         exit_code = code,
-        "export finished: {} profiles, {} indicators, {} objects, {} rejected, {} skipped",
+        "export finished: {} profiles, {} indicators, {} objects, {} rejected, {} skipped, {} filtered",
         summary.profiles,
         summary.indicators,
         summary.objects,
         summary.rejected,
-        summary.skipped
+        summary.skipped,
+        summary.filtered
     );
     for sink in &summary.sinks {
         tracing::info!(sink = %sink.sink, objects = sink.objects, status = ?sink.status, "sink {}: {:?}, {} objects", sink.sink, sink.status, sink.objects);

@@ -16,7 +16,7 @@ use ctiport_fetch::Source;
 use ctiport_model::record::{Mapped, SourceRecord};
 use ctiport_model::stix::EncodedObject;
 use ctiport_sink::{Sink, SinkError, SinkReport};
-use ctiport_transform::{Mapper, Outcome};
+use ctiport_transform::{Decision, Filter, Mapper, Outcome};
 use tokio::sync::mpsc;
 
 use crate::progress::Progress;
@@ -30,6 +30,8 @@ const SINK_CHANNEL: usize = 256;
 /// running it can only fail at run time (exit 1) or be partial (exit 3).
 pub struct Export {
     pub source: Source,
+    /// The export filters, applied before the mapper so that what they leave out creates nothing.
+    pub filter: Filter,
     pub mapper: Mapper,
     pub sinks: Vec<(String, Box<dyn Sink>)>,
     pub progress: Progress,
@@ -40,6 +42,7 @@ impl Export {
         let started = Instant::now();
         let Export {
             source,
+            mut filter,
             mut mapper,
             sinks,
             progress,
@@ -67,7 +70,11 @@ impl Export {
                 ..Summary::default()
             };
             while let Some(record) = record_rx.blocking_recv() {
-                match mapper.map(record) {
+                let outcome = match filter.keeps(&record) {
+                    Decision::Keep => mapper.map(record),
+                    Decision::Drop(filtered) => Outcome::Filtered(filtered),
+                };
+                match outcome {
                     Outcome::Mapped(mapped) => {
                         match &mapped {
                             Mapped::Profile(_) => summary.profiles += 1,
@@ -84,10 +91,18 @@ impl Export {
                     }
                     Outcome::Rejected(rejection) => summary.reject(rejection),
                     Outcome::Skipped(skipped) => summary.skip(skipped),
+                    Outcome::Filtered(filtered) => summary.filter(filtered),
                 }
                 progress.update(&summary);
             }
             progress.finish();
+            if filter.unscored_hosts_kept() > 0 {
+                tracing::warn!(
+                    "--min-reputation: {} host indicator(s) had no reputation score (not looked up \
+                     within --enrich-max, or no reputation record) and were kept",
+                    filter.unscored_hosts_kept()
+                );
+            }
             (summary, sink_inputs)
         });
 
@@ -106,6 +121,7 @@ impl Export {
                         indicators: captured.indicators,
                         objects: captured.records,
                         status: SinkStatus::Ok,
+                        failed: 0,
                         files: vec![captured.path.display().to_string()],
                         error: None,
                     });
@@ -120,11 +136,26 @@ impl Export {
         for (name, task) in sink_tasks {
             let result = task.await.context("a sink thread panicked")?;
             summary.sinks.push(match result {
+                Ok((report, indicators)) if report.failed > 0 => {
+                    // Delivered in part: `objects` says what arrived, the error what did not.
+                    let error = not_delivered(&report);
+                    tracing::error!(sink = %name, "sink failed: {error}");
+                    SinkSummary {
+                        sink: name,
+                        indicators,
+                        objects: report.objects,
+                        status: SinkStatus::Failed,
+                        failed: report.failed,
+                        files: report.files,
+                        error: Some(error),
+                    }
+                }
                 Ok((report, indicators)) => SinkSummary {
                     sink: name,
                     indicators,
                     objects: report.objects,
                     status: SinkStatus::Ok,
+                    failed: 0,
                     files: report.files,
                     error: None,
                 },
@@ -135,6 +166,7 @@ impl Export {
                         indicators: 0,
                         objects: 0,
                         status: SinkStatus::Failed,
+                        failed: 0,
                         files: Vec::new(),
                         error: Some(error.to_string()),
                     }
@@ -145,6 +177,21 @@ impl Export {
         summary.decide_exit_code();
         Ok(summary)
     }
+}
+
+/// The error of a sink that delivered all but `report.failed` objects.
+fn not_delivered(report: &SinkReport) -> String {
+    let more = report.failed.saturating_sub(report.failures.len() as u64);
+    let more = if more > 0 {
+        format!("; … and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "{} object(s) not delivered: {}{more}",
+        report.failed,
+        report.failures.join("; ")
+    )
 }
 
 /// What a sink receives: the records, then the word to commit.

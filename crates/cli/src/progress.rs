@@ -26,12 +26,13 @@ impl Progress {
     pub fn update(&self, summary: &Summary) {
         if let Some(bar) = &self.0 {
             bar.set_message(format!(
-                "{} profiles, {} indicators, {} objects, {} rejected, {} skipped",
+                "{} profiles, {} indicators, {} objects, {} rejected, {} skipped, {} filtered",
                 summary.profiles,
                 summary.indicators,
                 summary.objects,
                 summary.rejected,
-                summary.skipped
+                summary.skipped,
+                summary.filtered
             ));
         }
     }

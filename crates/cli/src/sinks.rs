@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use ctiport_sink::csv::{Column, CsvSink};
-use ctiport_sink::misp::{MispFeedSink, MispOptions};
+use ctiport_sink::misp::rest::{KEY_VAR, MispRestConfig, MispRestOptions};
+use ctiport_sink::misp::{MispFeedSink, MispOptions, MispRestSink};
 use ctiport_sink::ndjson::NdjsonSink;
 use ctiport_sink::stix::{BundleSink, ChunkLimits, ChunkedBundleSink};
 use ctiport_sink::taxii::{Credentials, TaxiiConfig, TaxiiOptions, TaxiiSink};
@@ -15,8 +16,10 @@ pub struct SinkSettings {
     pub chunk_limits: ChunkLimits,
     /// The TLP level of the run (`clear`, `green`, `amber`, `amber+strict`, `red`).
     pub tlp: String,
-    /// Options of every `misp-feed:` sink.
+    /// Options of every `misp-feed:` and `misp:` sink (the events they carry).
     pub misp: MispOptions,
+    /// Options of every `misp:` sink (the connection).
+    pub misp_rest: MispRestOptions,
     /// Columns of every `csv:` sink.
     pub csv_columns: Vec<Column>,
     /// Options of every `taxii:` sink.
@@ -33,13 +36,15 @@ pub enum SinkSpec {
     Csv(PathBuf),
     /// A TAXII 2.1 collection URL.
     Taxii(String),
+    /// A MISP instance's base URL.
+    Misp(String),
 }
 
 impl SinkSpec {
     pub fn parse(text: &str) -> Result<Self, String> {
         let (scheme, target) = text.split_once(':').ok_or_else(|| {
             format!(
-                "sink '{text}' has no scheme (expected stix:, ndjson:, taxii:, misp-feed:, csv:)"
+                "sink '{text}' has no scheme (expected stix:, ndjson:, taxii:, misp:, misp-feed:, csv:)"
             )
         })?;
         if target.is_empty() {
@@ -57,8 +62,13 @@ impl SinkSpec {
                     .map_err(|e| e.to_string())?;
                 Ok(SinkSpec::Taxii(target.to_owned()))
             }
+            "misp" => {
+                ctiport_sink::misp::rest::config::parse_base_url(target)
+                    .map_err(|e| e.to_string())?;
+                Ok(SinkSpec::Misp(target.to_owned()))
+            }
             other => Err(format!(
-                "unknown sink scheme '{other}:' in '{text}' (expected stix:, ndjson:, taxii:, misp-feed:, csv:)"
+                "unknown sink scheme '{other}:' in '{text}' (expected stix:, ndjson:, taxii:, misp:, misp-feed:, csv:)"
             )),
         }
     }
@@ -79,6 +89,12 @@ impl SinkSpec {
                 let credentials = Credentials::from_lookup(|name| std::env::var(name).ok())?;
                 let config = TaxiiConfig::new(url, &settings.taxii, credentials)?;
                 Box::new(TaxiiSink::new(config))
+            }
+            SinkSpec::Misp(url) => {
+                // The key only from the environment, never from arguments.
+                let key = std::env::var(KEY_VAR).ok();
+                let config = MispRestConfig::new(url, &settings.misp_rest, key)?;
+                Box::new(MispRestSink::new(config, settings.misp.clone())?)
             }
         })
     }
@@ -116,6 +132,14 @@ mod tests {
         assert_eq!(
             SinkSpec::parse("misp-feed:out/feed"),
             Ok(SinkSpec::MispFeed("out/feed".into()))
+        );
+        assert_eq!(
+            SinkSpec::parse("misp:https://misp.example.org"),
+            Ok(SinkSpec::Misp("https://misp.example.org".into()))
+        );
+        assert!(
+            SinkSpec::parse("misp:https://u:hunter2@misp.example.org/")
+                .is_err_and(|e| !e.contains("hunter2"))
         );
         assert_eq!(
             SinkSpec::parse("csv:out/i.csv"),

@@ -1,6 +1,9 @@
 //! The machine-readable run summary (`--summary FILE`).
 
+use std::collections::BTreeMap;
+
 use ctiport_model::record::Rejection;
+use ctiport_model::selection::Filtered;
 use serde::Serialize;
 
 /// How many rejected or skipped records the summary lists by name (all are counted, and all are
@@ -13,6 +16,12 @@ pub struct Summary {
     pub indicators: u64,
     pub rejected: u64,
     pub skipped: u64,
+    /// Records left out by the export filters (`--kind`, `--profile`, `--source`, …): profiles,
+    /// and indicators of the profiles taken. Neither exported nor an error.
+    pub filtered: u64,
+    /// `filtered` by filter (`kind`, `source`, `artifact-type`, …), when any.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub filtered_by: BTreeMap<&'static str, u64>,
     /// Distinct STIX objects produced by the mapping (preamble included).
     pub objects: u64,
     pub exit_code: i32,
@@ -33,6 +42,9 @@ pub struct SinkSummary {
     /// What the sink wrote, in its own unit: STIX objects, MISP attributes, CSV rows, dump records.
     pub objects: u64,
     pub status: SinkStatus,
+    /// Objects the target refused while the rest was delivered (the sink has then failed).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub failed: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -46,6 +58,10 @@ pub enum SinkStatus {
     Failed,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl Summary {
     pub fn reject(&mut self, rejection: Rejection) {
         tracing::warn!(id = %rejection.id, record = ?rejection.record, reason = %rejection.reason, "rejected record");
@@ -53,6 +69,14 @@ impl Summary {
         if self.rejected_records.len() < LISTED_RECORDS {
             self.rejected_records.push(rejection);
         }
+    }
+
+    /// Counts a record an export filter left out (logged at debug level only: a filter can leave
+    /// millions out, on purpose).
+    pub fn filter(&mut self, filtered: Filtered) {
+        tracing::debug!(id = %filtered.id, record = ?filtered.record, filter = filtered.by.as_str(), "filtered record");
+        self.filtered += 1;
+        *self.filtered_by.entry(filtered.by.as_str()).or_default() += 1;
     }
 
     pub fn skip(&mut self, skipped: Rejection) {

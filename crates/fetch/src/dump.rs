@@ -1,6 +1,7 @@
 //! `--from dir:<path>`: a Graph dump on disk (layout in the README and `docs/contracts.md`).
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -8,10 +9,11 @@ use std::path::{Path, PathBuf};
 use ctiport_model::graph::raw_record_id;
 use ctiport_model::pct::pct;
 use ctiport_model::record::{RecordKind, Rejection, SourceRecord};
+use ctiport_model::selection::{FilterKind, Filtered, ProfileSelection};
 use serde_json::Value;
 
 use crate::collection::{Flow, read_collection, read_ndjson};
-use crate::enrich::{DumpEnricher, EnrichOptions};
+use crate::enrich::{DumpEnricher, EnrichGate, EnrichOptions};
 use crate::records::{indicator_record, profile_record};
 
 /// Failures that stop a source before it yields anything useful.
@@ -33,6 +35,10 @@ pub struct DumpSource {
     root: PathBuf,
     profiles_file: PathBuf,
     enricher: Option<DumpEnricher>,
+    /// `--kind`, `--profile`: profiles left out are yielded as [`SourceRecord::Filtered`] and
+    /// their indicator files are not opened.
+    selection: ProfileSelection,
+    gate: Option<EnrichGate>,
 }
 
 /// The kind of record a collection file holds.
@@ -53,6 +59,8 @@ impl DumpSource {
             root: root.to_owned(),
             profiles_file,
             enricher: None,
+            selection: ProfileSelection::default(),
+            gate: None,
         })
     }
 
@@ -60,28 +68,62 @@ impl DumpSource {
     pub fn with_enrichment(mut self, options: EnrichOptions) -> Self {
         self.enricher = options
             .any()
-            .then(|| DumpEnricher::new(&self.root, options));
+            .then(|| DumpEnricher::new(&self.root, options).gated(self.gate.clone()));
+        self
+    }
+
+    /// Takes only the profiles `selection` takes (`--kind`, `--profile`).
+    pub fn with_selection(mut self, selection: ProfileSelection) -> Self {
+        self.selection = selection;
+        self
+    }
+
+    /// Looks up only the hosts of indicators `gate` wants.
+    pub fn with_enrichment_gate(mut self, gate: EnrichGate) -> Self {
+        self.gate = Some(gate);
+        self.enricher = self
+            .enricher
+            .take()
+            .map(|enricher| enricher.gated(self.gate.clone()));
         self
     }
 
     /// Yields every profile followed by its indicators. `emit` returns [`Flow::Stop`] when the
     /// consumer has gone; the source then stops early.
+    ///
+    /// With `--profile`, the requested profiles come in the order given, as a live run fetches
+    /// them, so that both give the same objects; the others are yielded as filtered first.
     pub fn run(&self, emit: &mut dyn FnMut(SourceRecord) -> Flow) -> Result<(), SourceError> {
-        let mut profile_files = HashSet::new();
+        // Every listed profile's file name, taken or not: its indicators file is no orphan.
+        let mut listed = HashSet::new();
+        let stopped = if self.selection.ids.is_empty() {
+            self.run_listing(&mut listed, emit)?
+        } else {
+            self.run_requested(&mut listed, emit)?
+        };
+        if !stopped {
+            self.report_orphan_indicator_files(&listed, emit);
+        }
+        Ok(())
+    }
+
+    /// The listing in order; returns whether the consumer stopped the run.
+    fn run_listing(
+        &self,
+        listed: &mut HashSet<String>,
+        emit: &mut dyn FnMut(SourceRecord) -> Flow,
+    ) -> Result<bool, SourceError> {
         let mut stopped = false;
         let file = self.profiles_file.clone();
         self.read_file(&file, Holds::Profiles, &mut |item| {
             let flow = match item {
                 Ok(value) => {
-                    let raw_id = raw_record_id(&value);
-                    let flow = emit(profile_record(value));
-                    match raw_id {
-                        // A rejected profile's indicators still go through, so each is accounted for.
-                        Some(id) if flow == Flow::Continue => {
-                            profile_files.insert(pct(&id));
-                            self.indicators_of(&id, emit)
-                        }
-                        _ => flow,
+                    if let Some(id) = raw_record_id(&value) {
+                        listed.insert(pct(&id));
+                    }
+                    match self.selection.filtered_raw(&value) {
+                        Some(filtered) => emit(SourceRecord::Filtered(filtered)),
+                        None => self.profile_and_indicators(value, emit),
                     }
                 }
                 Err(rejection) => emit(SourceRecord::Rejected(rejection)),
@@ -89,10 +131,89 @@ impl DumpSource {
             stopped |= flow == Flow::Stop;
             flow
         })?;
-        if !stopped {
-            self.report_orphan_indicator_files(&profile_files, emit);
+        Ok(stopped)
+    }
+
+    /// `--profile`: reads the listing, holding only the requested profiles' records, then yields
+    /// them in the order requested. An id the listing lacks is rejected, as a live run's 404 is.
+    fn run_requested(
+        &self,
+        listed: &mut HashSet<String>,
+        emit: &mut dyn FnMut(SourceRecord) -> Flow,
+    ) -> Result<bool, SourceError> {
+        let requested = self.selection.unique_ids();
+        let mut found: HashMap<String, Value> = HashMap::new();
+        let mut stopped = false;
+        let file = self.profiles_file.clone();
+        self.read_file(&file, Holds::Profiles, &mut |item| {
+            let flow = match item {
+                Ok(value) => match raw_record_id(&value) {
+                    Some(id) if requested.contains(&id.as_str()) => {
+                        listed.insert(pct(&id));
+                        match found.entry(id) {
+                            Entry::Occupied(first) => {
+                                tracing::debug!(profile = %first.key(), "profile listed twice; taken once");
+                            }
+                            Entry::Vacant(entry) => {
+                                entry.insert(value);
+                            }
+                        }
+                        Flow::Continue
+                    }
+                    id => {
+                        if let Some(id) = &id {
+                            listed.insert(pct(id));
+                        }
+                        emit(SourceRecord::Filtered(Filtered {
+                            id: id.unwrap_or_else(|| "(profile without id)".into()),
+                            record: RecordKind::Profile,
+                            by: FilterKind::Profile,
+                        }))
+                    }
+                },
+                Err(rejection) => emit(SourceRecord::Rejected(rejection)),
+            };
+            stopped |= flow == Flow::Stop;
+            flow
+        })?;
+        if stopped {
+            return Ok(true);
         }
-        Ok(())
+        for id in requested {
+            let flow = match found.remove(id) {
+                Some(value) => match self.selection.filtered_raw(&value) {
+                    Some(filtered) => emit(SourceRecord::Filtered(filtered)),
+                    None => self.profile_and_indicators(value, emit),
+                },
+                None => emit(SourceRecord::Rejected(Rejection {
+                    id: id.to_owned(),
+                    record: RecordKind::Profile,
+                    reason: format!(
+                        "requested with --profile, but {} lists no profile with this id",
+                        self.relative(&self.profiles_file)
+                    ),
+                })),
+            };
+            if flow == Flow::Stop {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// One profile, then its indicators.
+    fn profile_and_indicators(
+        &self,
+        value: Value,
+        emit: &mut dyn FnMut(SourceRecord) -> Flow,
+    ) -> Flow {
+        let raw_id = raw_record_id(&value);
+        let flow = emit(profile_record(value));
+        match raw_id {
+            // A rejected profile's indicators still go through, so each is accounted for.
+            Some(id) if flow == Flow::Continue => self.indicators_of(&id, emit),
+            _ => flow,
+        }
     }
 
     /// Streams `indicators/<pct(id)>.json` and/or `.ndjson`; no file means no indicators.
@@ -229,6 +350,7 @@ fn file_rejection(id: &str, reason: &str) -> Rejection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ctiport_model::graph::ProfileKind;
     use std::fs;
 
     fn write(root: &Path, relative: &str, text: &str) {
@@ -238,9 +360,12 @@ mod tests {
     }
 
     fn run(root: &Path) -> Vec<String> {
+        run_source(DumpSource::open(root).unwrap())
+    }
+
+    fn run_source(source: DumpSource) -> Vec<String> {
         let mut seen = Vec::new();
-        DumpSource::open(root)
-            .unwrap()
+        source
             .run(&mut |record| {
                 seen.push(match record {
                     SourceRecord::Profile(p) => format!("profile {}", p.id),
@@ -251,6 +376,9 @@ mod tests {
                     } => format!("indicator {profile_id}/{}", indicator.id),
                     SourceRecord::Rejected(r) => {
                         format!("rejected {} ({:?}): {}", r.id, r.record, r.reason)
+                    }
+                    SourceRecord::Filtered(f) => {
+                        format!("filtered {} ({:?}) by {}", f.id, f.record, f.by.as_str())
                     }
                 });
                 Flow::Continue
@@ -335,6 +463,180 @@ mod tests {
             "{}",
             seen[2]
         );
+    }
+
+    /// Three profiles; the tool's indicators file is unreadable, so any attempt to read it shows.
+    fn selection_dump() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "intelProfiles.ndjson",
+            concat!(
+                "{\"id\":\"a1\",\"kind\":\"actor\",\"title\":\"A\"}\n",
+                "{\"id\":\"t/1\",\"kind\":\"Tool\",\"title\":\"T\",\"firstActiveDateTime\":\"bad\"}\n",
+                "{\"value\":{\"id\":\"a2\",\"kind\":\"actor\",\"title\":\"B\"}}\n",
+                "{broken\n",
+            ),
+        );
+        write(
+            dir.path(),
+            "indicators/a1.json",
+            r#"{"value":[{"id":"i1"}]}"#,
+        );
+        write(dir.path(), "indicators/a2.ndjson", "{\"id\":\"i2\"}\n");
+        write(dir.path(), "indicators/t%2F1.json", "not json at all");
+        dir
+    }
+
+    fn select(kind: Option<ProfileKind>, ids: &[&str]) -> ProfileSelection {
+        ProfileSelection {
+            kind,
+            ids: ids.iter().map(|id| id.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn kind_leaves_profiles_out_without_reading_their_indicators() {
+        let dir = selection_dump();
+        let source = DumpSource::open(dir.path())
+            .unwrap()
+            .with_selection(select(Some(ProfileKind::Actor), &[]));
+        let seen = run_source(source);
+        assert_eq!(
+            &seen[..5],
+            [
+                "profile a1",
+                "indicator a1/i1",
+                "filtered t/1 (Profile) by kind",
+                "profile a2",
+                "indicator a2/i2",
+            ]
+        );
+        assert!(
+            seen[5].starts_with("rejected intelProfiles.ndjson:4 (Line)"),
+            "{}",
+            seen[5]
+        );
+        // The tool's unreadable file was never opened, and it is no orphan either.
+        assert_eq!(seen.len(), 6, "{seen:?}");
+
+        let source = DumpSource::open(dir.path())
+            .unwrap()
+            .with_selection(select(Some(ProfileKind::Tool), &[]));
+        let seen = run_source(source);
+        assert_eq!(seen[0], "filtered a1 (Profile) by kind");
+        assert!(seen[1].starts_with("rejected t/1 (Profile)"), "{}", seen[1]);
+        assert!(
+            seen[2].starts_with("rejected indicators/t%2F1.json (File)"),
+            "{}",
+            seen[2]
+        );
+        assert_eq!(seen[3], "filtered a2 (Profile) by kind");
+    }
+
+    #[test]
+    fn requested_profiles_come_in_the_order_given_and_missing_ones_are_rejected() {
+        let dir = selection_dump();
+        let source = DumpSource::open(dir.path())
+            .unwrap()
+            .with_selection(select(None, &["a2", "nope", "a1", "a2"]));
+        let seen = run_source(source);
+        assert_eq!(seen[0], "filtered t/1 (Profile) by profile");
+        assert!(
+            seen[1].starts_with("rejected intelProfiles.ndjson:4 (Line)"),
+            "{}",
+            seen[1]
+        );
+        assert_eq!(&seen[2..4], ["profile a2", "indicator a2/i2"]);
+        assert!(
+            seen[4].starts_with("rejected nope (Profile): requested with --profile")
+                && seen[4].contains("intelProfiles.ndjson"),
+            "{}",
+            seen[4]
+        );
+        assert_eq!(&seen[5..], ["profile a1", "indicator a1/i1"]);
+
+        let source = DumpSource::open(dir.path())
+            .unwrap()
+            .with_selection(select(Some(ProfileKind::Tool), &["a1", "t/1"]));
+        let seen = run_source(source);
+        assert_eq!(seen[0], "filtered a2 (Profile) by profile");
+        assert_eq!(seen[2], "filtered a1 (Profile) by kind");
+        assert!(seen[3].starts_with("rejected t/1 (Profile)"), "{}", seen[3]);
+        assert_eq!(seen.len(), 5, "{seen:?}");
+    }
+
+    #[test]
+    fn the_enrichment_gate_decides_which_hosts_are_looked_up() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "intelProfiles.json",
+            r#"{"value":[{"id":"p","kind":"actor","title":"P"}]}"#,
+        );
+        let host = |id: &str, source: &str, host: &str| {
+            format!(
+                r#"{{"id":"{id}","source":"{source}","artifact":{{"@odata.type":"hostname","id":"{host}"}}}}"#
+            )
+        };
+        write(
+            dir.path(),
+            "indicators/p.ndjson",
+            &[
+                host("i1", "public", "a.example"),
+                host("i2", "osint", "b.example"),
+                host("i3", "osint", "a.example"),
+            ]
+            .join("\n"),
+        );
+        for name in ["a.example", "b.example"] {
+            write(
+                dir.path(),
+                &format!("reputation/{name}.json"),
+                r#"{"score": 50}"#,
+            );
+        }
+        let options = EnrichOptions {
+            hosts: false,
+            reputation: true,
+            max_hosts: 1,
+        };
+        let gate = EnrichGate::new(|indicator| {
+            indicator.source == Some(ctiport_model::graph::IndicatorSource::Osint)
+        });
+        // Both builder orders gate the enricher.
+        for source in [
+            DumpSource::open(dir.path())
+                .unwrap()
+                .with_enrichment(options)
+                .with_enrichment_gate(gate.clone()),
+            DumpSource::open(dir.path())
+                .unwrap()
+                .with_enrichment_gate(gate.clone())
+                .with_enrichment(options),
+        ] {
+            let mut enriched = Vec::new();
+            source
+                .run(&mut |record| {
+                    if let SourceRecord::Indicator {
+                        indicator, host, ..
+                    } = record
+                    {
+                        enriched.push((indicator.id, host.is_some()));
+                    }
+                    Flow::Continue
+                })
+                .unwrap();
+            // i1 is not wanted, so the budget of one host goes to b.example, not a.example.
+            assert_eq!(
+                enriched,
+                [
+                    ("i1".into(), false),
+                    ("i2".into(), true),
+                    ("i3".into(), false)
+                ]
+            );
+        }
     }
 
     #[test]

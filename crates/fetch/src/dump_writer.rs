@@ -36,7 +36,13 @@ impl DumpWriter {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
+        // Unique per run and started empty: a killed run (same PID in a container) must not leave
+        // records that the next capture would inherit.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let staging = parent.join(format!(".{name}.staging-{}-{nanos}", std::process::id()));
+        if staging.exists() {
+            fs::remove_dir_all(&staging).map_err(io(&staging))?;
+        }
         for folder in ["indicators", "hosts", "reputation"] {
             fs::create_dir_all(staging.join(folder)).map_err(io(&staging))?;
         }
@@ -79,7 +85,7 @@ impl DumpWriter {
             // Append: a profile listed twice keeps every indicator of both listings.
             let file = fs::OpenOptions::new()
                 .create(true)
-                .append(true)
+                .append(true) // only within this run's fresh staging directory
                 .open(&path)
                 .map_err(io(&path))?;
             self.indicators = Some((profile_id.to_owned(), BufWriter::new(file)));
@@ -117,6 +123,9 @@ impl DumpWriter {
         }
         if self.destination.exists() {
             let old = self.staging.with_extension("old");
+            if old.exists() {
+                fs::remove_dir_all(&old).map_err(io(&old))?;
+            }
             fs::rename(&self.destination, &old).map_err(io(&self.destination))?;
             fs::rename(&self.staging, &self.destination).map_err(io(&self.destination))?;
             let _ = fs::remove_dir_all(&old);
@@ -173,6 +182,7 @@ mod tests {
                         format!("indicator {}", indicator.id)
                     }
                     SourceRecord::Rejected(r) => format!("rejected {}", r.id),
+                    SourceRecord::Filtered(f) => format!("filtered {}", f.id),
                 });
                 Flow::Continue
             })

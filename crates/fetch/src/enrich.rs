@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ctiport_model::graph::{Artifact, odata_type_name};
+use ctiport_model::graph::{Artifact, ProfileIndicator, odata_type_name};
 use ctiport_model::host::{HostFacts, Reputation};
 use ctiport_model::pct::pct;
 use ctiport_model::record::SourceRecord;
@@ -32,6 +32,32 @@ impl EnrichOptions {
     pub fn any(&self) -> bool {
         self.hosts || self.reputation
     }
+}
+
+/// Which indicators are worth a lookup: the export filters that do not need enrichment
+/// (`--source`, `--artifact-type`, `--seen-since`). A host is looked up, and charged to the
+/// budget, only for an indicator the gate wants.
+#[derive(Clone)]
+pub struct EnrichGate(Arc<dyn Fn(&ProfileIndicator) -> bool + Send + Sync>);
+
+impl EnrichGate {
+    pub fn new(wants: impl Fn(&ProfileIndicator) -> bool + Send + Sync + 'static) -> Self {
+        EnrichGate(Arc::new(wants))
+    }
+
+    pub fn wants(&self, indicator: &ProfileIndicator) -> bool {
+        (self.0)(indicator)
+    }
+}
+
+impl std::fmt::Debug for EnrichGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnrichGate(..)")
+    }
+}
+
+fn gate_wants(gate: &Option<EnrichGate>, indicator: &ProfileIndicator) -> bool {
+    gate.as_ref().is_none_or(|gate| gate.wants(indicator))
 }
 
 /// The host an artifact names, normalized so that `EVIL.example.com.` and `evil.example.com`
@@ -108,6 +134,7 @@ fn combine(
 pub struct DumpEnricher {
     root: PathBuf,
     options: EnrichOptions,
+    gate: Option<EnrichGate>,
     budget: Budget,
     cache: Mutex<HashMap<String, Option<Arc<HostFacts>>>>,
 }
@@ -117,9 +144,16 @@ impl DumpEnricher {
         DumpEnricher {
             root: root.to_owned(),
             options,
+            gate: None,
             budget: Budget::new(options.max_hosts),
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Looks up only the hosts of indicators `gate` wants.
+    pub fn gated(mut self, gate: Option<EnrichGate>) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// Attaches host facts to an indicator record whose artifact is a host.
@@ -133,6 +167,9 @@ impl DumpEnricher {
         let Some(key) = indicator.artifact.as_ref().and_then(artifact_key) else {
             return;
         };
+        if !gate_wants(&self.gate, indicator) {
+            return;
+        }
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(known) = cache.get(&key) {
             *host = known.clone();
@@ -178,6 +215,7 @@ pub struct GraphEnricher {
     base: String,
     options: EnrichOptions,
     capture: Option<Capture>,
+    gate: Option<EnrichGate>,
     budget: Budget,
     cells: Mutex<HashMap<String, Arc<OnceCell<Option<Arc<HostFacts>>>>>>,
 }
@@ -189,9 +227,16 @@ impl GraphEnricher {
             base,
             options,
             capture: None,
+            gate: None,
             budget: Budget::new(options.max_hosts),
             cells: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Looks up only the hosts of indicators `gate` wants.
+    pub fn gated(mut self, gate: Option<EnrichGate>) -> Self {
+        self.gate = gate;
+        self
     }
 
     pub fn options(&self) -> EnrichOptions {
@@ -206,7 +251,12 @@ impl GraphEnricher {
 
     /// Starts the lookup of every new host of a page (within the budget).
     pub fn prefetch(self: &Arc<Self>, indicators: &[Value]) {
-        for key in indicators.iter().filter_map(raw_host_key) {
+        let wanted = |raw: &&Value| match &self.gate {
+            None => true,
+            Some(gate) => ProfileIndicator::from_json((*raw).clone())
+                .is_ok_and(|indicator| gate.wants(&indicator)),
+        };
+        for key in indicators.iter().filter(wanted).filter_map(raw_host_key) {
             let cell = {
                 let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
                 if cells.contains_key(&key) || !self.budget.take() {
@@ -234,6 +284,9 @@ impl GraphEnricher {
         let Some(key) = indicator.artifact.as_ref().and_then(artifact_key) else {
             return;
         };
+        if !gate_wants(&self.gate, indicator) {
+            return;
+        }
         let cell = self
             .cells
             .lock()

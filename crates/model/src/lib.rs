@@ -6,6 +6,7 @@ pub mod graph;
 pub mod host;
 pub mod pct;
 pub mod record;
+pub mod selection;
 pub mod stix;
 pub mod table;
 pub mod timestamp;

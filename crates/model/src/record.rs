@@ -20,6 +20,9 @@ pub enum SourceRecord {
     },
     /// A record the source could not parse; the rest of the run goes on.
     Rejected(Rejection),
+    /// A profile the source left out because of `--kind`/`--profile`, without reading its
+    /// indicators; counted in the run summary.
+    Filtered(crate::selection::Filtered),
 }
 
 /// What kind of record a rejection or skip is about.

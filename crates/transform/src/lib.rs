@@ -2,6 +2,7 @@
 //! objects, per-run deduplication, and ctiport's own bundle checks.
 
 pub mod context;
+pub mod filter;
 pub mod ids;
 pub mod indicator;
 pub mod mapper;
@@ -11,6 +12,7 @@ pub mod options;
 pub mod pattern;
 pub mod profile;
 
+pub use filter::{Decision, Filter, FilterOptions};
 pub use mapper::{Mapper, Outcome};
 pub use mappings::{MappingError, Mappings};
 pub use options::{ActorAs, MappingOptions};

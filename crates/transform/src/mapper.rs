@@ -14,6 +14,7 @@ use ctiport_model::graph::{IntelProfile, ProfileIndicator};
 use ctiport_model::record::{
     Emitted, Mapped, MappedIndicator, MappedProfile, RecordKind, Rejection, SourceRecord,
 };
+use ctiport_model::selection::Filtered;
 use ctiport_model::stix::{EncodedObject, StixObject};
 use ctiport_model::timestamp::Timestamp;
 
@@ -35,6 +36,8 @@ pub enum Outcome {
     Rejected(Rejection),
     /// Well-formed but carries nothing to export; reported, not an error.
     Skipped(Rejection),
+    /// Left out by an export filter (`--kind`, `--source`, …): counted, not an error.
+    Filtered(Filtered),
 }
 
 struct ProfileEntry {
@@ -88,6 +91,7 @@ impl Mapper {
                 host,
             } => self.map_indicator(&profile_id, indicator, host),
             SourceRecord::Rejected(rejection) => Outcome::Rejected(rejection),
+            SourceRecord::Filtered(filtered) => Outcome::Filtered(filtered),
         }
     }
 

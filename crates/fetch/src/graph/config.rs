@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use ctiport_model::selection::ProfileSelection;
+
 use super::secret::Secret;
 
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
@@ -36,12 +38,13 @@ pub struct GraphConfig {
     pub breaker_threshold: u32,
     /// `$top` to ask for; `None` lets the service choose.
     pub page_size: Option<u32>,
-    /// `--kind actor|tool`, sent as `$filter=kind eq '…'`.
-    pub kind: Option<String>,
-    /// `--profile <id>`: fetch only these, by id.
-    pub profiles: Vec<String>,
+    /// `--kind actor|tool` (sent as `$filter=kind eq '…'`, and checked on what comes back) and
+    /// `--profile <id>` (only these, fetched by id, in the order given).
+    pub selection: ProfileSelection,
     /// `--enrich`: host and reputation lookups.
     pub enrich: Option<crate::enrich::EnrichOptions>,
+    /// Only hosts of indicators this gate wants are looked up (the export filters).
+    pub enrich_gate: Option<crate::enrich::EnrichGate>,
 }
 
 impl GraphConfig {
@@ -57,9 +60,9 @@ impl GraphConfig {
             max_attempts: 8,
             breaker_threshold: 30,
             page_size: None,
-            kind: None,
-            profiles: Vec::new(),
+            selection: ProfileSelection::default(),
             enrich: None,
+            enrich_gate: None,
         }
     }
 

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use ctiport_model::graph::raw_record_id;
 use ctiport_model::pct::pct;
 use ctiport_model::record::{RecordKind, Rejection, SourceRecord};
+use ctiport_model::selection::ProfileSelection;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -24,6 +25,14 @@ use crate::records::{indicator_record, profile_record};
 
 /// Pages of one profile buffered ahead of the consumer.
 const PAGES_AHEAD: usize = 2;
+
+/// What the profile lister hands to the consumer, in listing order.
+enum Listed {
+    /// A profile and the pages of its indicators, fetched ahead.
+    Profile(Value, mpsc::Receiver<Page>),
+    /// A profile left out by the selection, or one requested by id that does not exist.
+    Record(Box<SourceRecord>),
+}
 
 /// What a profile's indicator fetcher hands to the consumer.
 enum Page {
@@ -72,11 +81,10 @@ fn split_page(mut page: Value) -> (Vec<Value>, Option<String>) {
 impl GraphWalk {
     pub fn new(client: Arc<GraphClient>, config: Arc<GraphConfig>) -> Self {
         let enricher = config.enrich.filter(EnrichOptions::any).map(|options| {
-            Arc::new(GraphEnricher::new(
-                client.clone(),
-                config.ti_base(),
-                options,
-            ))
+            Arc::new(
+                GraphEnricher::new(client.clone(), config.ti_base(), options)
+                    .gated(config.enrich_gate.clone()),
+            )
         });
         GraphWalk {
             client,
@@ -92,6 +100,7 @@ impl GraphWalk {
             let options = enricher.options();
             self.enricher = Some(Arc::new(
                 GraphEnricher::new(self.client.clone(), self.config.ti_base(), options)
+                    .gated(self.config.enrich_gate.clone())
                     .capturing(capture.clone()),
             ));
         }
@@ -113,13 +122,21 @@ impl GraphWalk {
     /// the profile listing itself) end the walk with an error; a profile whose indicators cannot be
     /// fetched is reported as a rejection and the walk goes on.
     pub async fn run(&self, out: mpsc::Sender<SourceRecord>) -> Result<(), GraphError> {
-        let (queue_tx, mut queue_rx) =
-            mpsc::channel::<(Value, mpsc::Receiver<Page>)>(self.config.concurrency.max(1));
+        let (queue_tx, mut queue_rx) = mpsc::channel::<Listed>(self.config.concurrency.max(1));
         let lister = {
             let walk = self.handle();
             tokio::spawn(async move { walk.list_profiles(queue_tx).await })
         };
-        while let Some((profile, mut pages)) = queue_rx.recv().await {
+        while let Some(listed) = queue_rx.recv().await {
+            let (profile, mut pages) = match listed {
+                Listed::Profile(profile, pages) => (profile, pages),
+                Listed::Record(record) => {
+                    if out.send(*record).await.is_err() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
             let id = raw_record_id(&profile).unwrap_or_default();
             capture_with(&self.capture, |dump| dump.profile(&profile))?;
             if out.send(profile_record(profile)).await.is_err() {
@@ -161,20 +178,26 @@ impl GraphWalk {
     }
 
     /// Lists profiles page by page and starts an indicator fetcher for each, in order.
-    async fn list_profiles(
-        &self,
-        queue: mpsc::Sender<(Value, mpsc::Receiver<Page>)>,
-    ) -> Result<(), GraphError> {
+    async fn list_profiles(&self, queue: mpsc::Sender<Listed>) -> Result<(), GraphError> {
         let base = self.config.ti_base();
         let mut seen = HashSet::new();
-        if !self.config.profiles.is_empty() {
-            for id in &self.config.profiles {
-                let profile = self
-                    .client
-                    .get_json(&format!("{base}/intelProfiles/{}", pct(id)))
-                    .await?;
-                let profile = split_single(profile);
-                if !self.enqueue(profile, &queue, &mut seen).await {
+        if !self.config.selection.ids.is_empty() {
+            for id in self.config.selection.unique_ids() {
+                let url = format!("{base}/intelProfiles/{}", pct(id));
+                let offered = match self.client.get_json(&url).await {
+                    Ok(profile) => self.offer(split_single(profile), &queue, &mut seen).await,
+                    Err(GraphError::NotFound { .. }) => {
+                        let rejection = Rejection {
+                            id: id.to_owned(),
+                            record: RecordKind::Profile,
+                            reason: "requested with --profile, but Graph has no profile with this id (404)".into(),
+                        };
+                        let record = Box::new(SourceRecord::Rejected(rejection));
+                        queue.send(Listed::Record(record)).await.is_ok()
+                    }
+                    Err(error) => return Err(error),
+                };
+                if !offered {
                     return Ok(());
                 }
             }
@@ -182,10 +205,10 @@ impl GraphWalk {
         }
         let mut url = format!("{base}/intelProfiles");
         let mut query = Vec::new();
-        if let Some(kind) = &self.config.kind {
+        if let Some(kind) = &self.config.selection.kind {
             query.push(format!(
                 "$filter={}",
-                encode_query_value(&format!("kind eq '{kind}'"))
+                encode_query_value(&format!("kind eq '{}'", kind.as_str()))
             ));
         }
         if let Some(top) = self.config.page_size {
@@ -206,7 +229,7 @@ impl GraphWalk {
             }
             let (records, link) = split_page(self.client.get_json(&url).await?);
             for profile in records {
-                if !self.enqueue(profile, &queue, &mut seen).await {
+                if !self.offer(profile, &queue, &mut seen).await {
                     return Ok(());
                 }
             }
@@ -215,12 +238,35 @@ impl GraphWalk {
         Ok(())
     }
 
+    /// Queues a listed or fetched profile, unless `--kind` leaves it out: what comes back is
+    /// checked too, for profiles fetched by id and for a server that ignored `$filter`. A profile
+    /// left out is queued as filtered and its indicators are not fetched. False when the consumer
+    /// has gone.
+    async fn offer(
+        &self,
+        profile: Value,
+        queue: &mpsc::Sender<Listed>,
+        seen: &mut HashSet<String>,
+    ) -> bool {
+        let kind_only = ProfileSelection {
+            kind: self.config.selection.kind.clone(),
+            ids: Vec::new(),
+        };
+        match kind_only.filtered_raw(&profile) {
+            Some(filtered) => {
+                let record = Box::new(SourceRecord::Filtered(filtered));
+                queue.send(Listed::Record(record)).await.is_ok()
+            }
+            None => self.enqueue(profile, queue, seen).await,
+        }
+    }
+
     /// Starts the indicator fetcher of one profile and queues it for the consumer. Offset paging
     /// can list a profile twice when the listing shifts; the repeat is dropped.
     async fn enqueue(
         &self,
         profile: Value,
-        queue: &mpsc::Sender<(Value, mpsc::Receiver<Page>)>,
+        queue: &mpsc::Sender<Listed>,
         seen: &mut HashSet<String>,
     ) -> bool {
         let id = raw_record_id(&profile);
@@ -235,7 +281,7 @@ impl GraphWalk {
             let fetcher = self.handle();
             tokio::spawn(async move { fetcher.fetch_indicators(&id, pages_tx).await });
         }
-        queue.send((profile, pages_rx)).await.is_ok()
+        queue.send(Listed::Profile(profile, pages_rx)).await.is_ok()
     }
 
     async fn fetch_indicators(&self, profile_id: &str, pages: mpsc::Sender<Page>) {

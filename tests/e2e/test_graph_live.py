@@ -105,11 +105,26 @@ def test_a_run_that_only_fails_is_stopped_by_the_circuit_breaker(tmp_path):
     # reported as lost: the breaker is what stops the run.
     with running_sim("--dump", ADVERSARIAL, "--fault-after", "1", "--fault-rate", "1", "--faults", "500") as sim:
         started = time.monotonic()
-        run = live_export(sim, tmp_path / "live", "--rate", "200")
+        # Retries per request are generous, so it is the breaker, not one exhausted request, that stops it.
+        run = live_export(sim, tmp_path / "live", "--rate", "200", "--max-attempts", "100")
     assert run.returncode == EXIT_FAILED, run.describe()
     assert "consecutive" in run.stderr, run.describe()
     assert time.monotonic() - started < 120
     assert not (tmp_path / "live" / "bundle.json").exists()
+
+
+def test_indicator_pages_that_cannot_be_fetched_fail_the_run_and_publish_nothing(tmp_path):
+    # The listing and the first pages succeed; later pages fail for good. Exporting the rest as
+    # a routine partial run would silently shrink every consumer's data.
+    with running_sim("--dump", SAMPLES, "--page-size", "5", "--fault-after", "12", "--fault-rate", "1",
+                     "--faults", "503") as sim:
+        run = live_export(sim, tmp_path / "live", "--rate", "200", "--max-attempts", "2",
+                          "--to", "csv:%s" % (tmp_path / "live" / "indicators.csv"))
+    assert run.returncode == EXIT_FAILED, run.describe()
+    assert "could not all be fetched" in run.stderr, run.describe()
+    assert not (tmp_path / "live" / "bundle.json").exists()
+    assert not (tmp_path / "live" / "indicators.csv").exists()
+    assert load_json(tmp_path / "live" / "s.json")["exit_code"] == EXIT_FAILED
 
 
 def test_a_listing_that_keeps_failing_fails_the_run(tmp_path):

@@ -234,7 +234,10 @@ pub fn open_sinks(
         .iter()
         .map(|text| {
             if !seen.insert(text.clone()) {
-                return Err(format!("sink '{text}' is given twice"));
+                return Err(format!(
+                    "sink '{}' is given twice",
+                    crate::sinks::redact_userinfo(text)
+                ));
             }
             let spec = SinkSpec::parse(text)?;
             let sink = spec

@@ -118,8 +118,12 @@ impl DumpSource {
         self.read_file(&file, Holds::Profiles, &mut |item| {
             let flow = match item {
                 Ok(value) => {
-                    if let Some(id) = raw_record_id(&value) {
-                        listed.insert(pct(&id));
+                    // A profile listed twice (offset paging in the tool that wrote the dump) is
+                    // taken once, as the live walk does: its indicators must not come twice.
+                    let first_listing = raw_record_id(&value).is_none_or(|id| listed.insert(pct(&id)));
+                    if !first_listing {
+                        tracing::warn!(profile = ?raw_record_id(&value), "profile listed twice in the dump; taken once");
+                        return Flow::Continue;
                     }
                     match self.selection.filtered_raw(&value) {
                         Some(filtered) => emit(SourceRecord::Filtered(filtered)),
@@ -637,6 +641,25 @@ mod tests {
                 ]
             );
         }
+    }
+
+    #[test]
+    fn a_profile_listed_twice_is_taken_once_with_its_indicators() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "intelProfiles.ndjson",
+            "{\"id\":\"a\",\"kind\":\"actor\",\"title\":\"A\"}\n{\"id\":\"b\",\"kind\":\"tool\",\"title\":\"B\"}\n{\"id\":\"a\",\"kind\":\"actor\",\"title\":\"A\"}\n",
+        );
+        write(
+            dir.path(),
+            "indicators/a.json",
+            r#"{"value":[{"id":"i1"}]}"#,
+        );
+        assert_eq!(
+            run(dir.path()),
+            ["profile a", "indicator a/i1", "profile b"]
+        );
     }
 
     #[test]

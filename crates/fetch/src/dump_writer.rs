@@ -38,7 +38,9 @@ impl DumpWriter {
             .unwrap_or(Path::new("."));
         // Unique per run and started empty: a killed run (same PID in a container) must not leave
         // records that the next capture would inherit.
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         let staging = parent.join(format!(".{name}.staging-{}-{nanos}", std::process::id()));
         if staging.exists() {
             fs::remove_dir_all(&staging).map_err(io(&staging))?;

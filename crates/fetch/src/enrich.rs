@@ -216,7 +216,13 @@ pub struct GraphEnricher {
     options: EnrichOptions,
     capture: Option<Capture>,
     gate: Option<EnrichGate>,
+    /// Charged in the order records are emitted (listing order), never in the order pages happen
+    /// to arrive: which hosts are enriched must not depend on network timing.
     budget: Budget,
+    /// Hosts that got a place in the budget, in emission order.
+    admitted: Mutex<HashMap<String, bool>>,
+    /// Lookups started, by prefetch (ahead, capped at the budget) or at emission.
+    started: AtomicUsize,
     cells: Mutex<HashMap<String, Arc<OnceCell<Option<Arc<HostFacts>>>>>>,
 }
 
@@ -229,8 +235,26 @@ impl GraphEnricher {
             capture: None,
             gate: None,
             budget: Budget::new(options.max_hosts),
+            admitted: Mutex::new(HashMap::new()),
+            started: AtomicUsize::new(0),
             cells: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The lookup cell of `key`, started if it was not yet.
+    fn start(self: &Arc<Self>, key: &str) -> Arc<OnceCell<Option<Arc<HostFacts>>>> {
+        let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(cell) = cells.get(key) {
+            return cell.clone();
+        }
+        self.started.fetch_add(1, Ordering::Relaxed);
+        let cell = Arc::new(OnceCell::new());
+        cells.insert(key.to_owned(), cell.clone());
+        let (enricher, key, spawned) = (self.clone(), key.to_owned(), cell.clone());
+        tokio::spawn(async move {
+            spawned.get_or_init(|| enricher.lookup(&key)).await;
+        });
+        cell
     }
 
     /// Looks up only the hosts of indicators `gate` wants.
@@ -249,7 +273,9 @@ impl GraphEnricher {
         self
     }
 
-    /// Starts the lookup of every new host of a page (within the budget).
+    /// Starts the lookup of every new host of a page ahead of its emission, while fewer lookups
+    /// than the budget have started (a host prefetched but later found over the budget costs a
+    /// request but is not used).
     pub fn prefetch(self: &Arc<Self>, indicators: &[Value]) {
         let wanted = |raw: &&Value| match &self.gate {
             None => true,
@@ -257,24 +283,15 @@ impl GraphEnricher {
                 .is_ok_and(|indicator| gate.wants(&indicator)),
         };
         for key in indicators.iter().filter(wanted).filter_map(raw_host_key) {
-            let cell = {
-                let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
-                if cells.contains_key(&key) || !self.budget.take() {
-                    continue;
-                }
-                let cell = Arc::new(OnceCell::new());
-                cells.insert(key.clone(), cell.clone());
-                cell
-            };
-            let enricher = self.clone();
-            tokio::spawn(async move {
-                cell.get_or_init(|| enricher.lookup(&key)).await;
-            });
+            if self.started.load(Ordering::Relaxed) >= self.budget.max {
+                return;
+            }
+            self.start(&key);
         }
     }
 
-    /// The facts of an indicator's host, once its lookup is done (`None` if never started).
-    pub async fn enrich(&self, record: &mut SourceRecord) {
+    /// The facts of an indicator's host, when the host is within the budget in emission order.
+    pub async fn enrich(self: &Arc<Self>, record: &mut SourceRecord) {
         let SourceRecord::Indicator {
             indicator, host, ..
         } = record
@@ -287,13 +304,19 @@ impl GraphEnricher {
         if !gate_wants(&self.gate, indicator) {
             return;
         }
-        let cell = self
-            .cells
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .cloned();
-        if let Some(cell) = cell {
+        let admitted = {
+            let mut admitted = self.admitted.lock().unwrap_or_else(|e| e.into_inner());
+            match admitted.get(&key) {
+                Some(known) => *known,
+                None => {
+                    let within = self.budget.take();
+                    admitted.insert(key.clone(), within);
+                    within
+                }
+            }
+        };
+        if admitted {
+            let cell = self.start(&key);
             *host = cell.get_or_init(|| self.lookup(&key)).await.clone();
         }
     }

@@ -63,8 +63,9 @@ pub fn capture_with(
     write(&mut writer).map_err(|e| GraphError::Invalid(format!("writing the dump: {e}")))
 }
 
-/// One page of a collection: its records and the link to the next page.
-fn split_page(mut page: Value) -> (Vec<Value>, Option<String>) {
+/// One page of a collection: its records and the link to the next page. A 200 without a
+/// `value` member (an error page from a proxy, say) is not an empty last page.
+fn split_page(mut page: Value) -> Result<(Vec<Value>, Option<String>), GraphError> {
     let next = page
         .get("@odata.nextLink")
         .and_then(Value::as_str)
@@ -73,9 +74,14 @@ fn split_page(mut page: Value) -> (Vec<Value>, Option<String>) {
         Some(Value::Array(items)) => items,
         // Some beta responses wrap a single entity as {"value": {...}}.
         Some(single @ Value::Object(_)) => vec![single],
-        _ => Vec::new(),
+        Some(Value::Null) => Vec::new(),
+        _ => {
+            return Err(GraphError::Invalid(
+                "a collection page without a \"value\" array".into(),
+            ));
+        }
     };
-    (records, next)
+    Ok((records, next))
 }
 
 impl GraphWalk {
@@ -156,14 +162,15 @@ impl GraphWalk {
                         }
                         records
                     }
+                    // Records the service failed to deliver are not malformed input: exporting the
+                    // rest as a routine partial run would silently shrink every consumer's data.
+                    // The run fails, commits nothing, and the next run fetches them again.
                     Page::Lost(error) if error.is_fatal() => return Err(error),
-                    Page::Lost(error) => vec![SourceRecord::Rejected(Rejection {
-                        id: format!("intelProfiles/{id}/indicators"),
-                        record: RecordKind::File,
-                        reason: format!(
-                            "the rest of this profile's indicators could not be fetched: {error}"
-                        ),
-                    })],
+                    Page::Lost(error) => {
+                        return Err(GraphError::Invalid(format!(
+                            "the indicators of profile '{id}' could not all be fetched: {error}"
+                        )));
+                    }
                 };
                 for record in records {
                     if out.send(record).await.is_err() {
@@ -227,7 +234,7 @@ impl GraphWalk {
                     self.config.max_pages
                 )));
             }
-            let (records, link) = split_page(self.client.get_json(&url).await?);
+            let (records, link) = split_page(self.client.get_json(&url).await?)?;
             for profile in records {
                 if !self.offer(profile, &queue, &mut seen).await {
                     return Ok(());
@@ -305,9 +312,8 @@ impl GraphWalk {
                 let _ = pages.send(Page::Lost(error)).await;
                 return;
             }
-            match self.client.get_json(&url).await {
-                Ok(page) => {
-                    let (records, link) = split_page(page);
+            match self.client.get_json(&url).await.and_then(split_page) {
+                Ok((records, link)) => {
                     if let Some(enricher) = &self.enricher {
                         enricher.prefetch(&records);
                     }
@@ -316,8 +322,15 @@ impl GraphWalk {
                     }
                     next = link;
                 }
-                // A profile the listing named but that has no indicator collection has none.
-                Err(GraphError::NotFound { .. }) if count == 1 => return,
+                // A profile the listing named but that has no indicator collection has none; said
+                // once in the log, since it is unusual.
+                Err(GraphError::NotFound { .. }) if count == 1 => {
+                    tracing::warn!(
+                        profile = profile_id,
+                        "the profile has no indicator collection (404); exported without indicators"
+                    );
+                    return;
+                }
                 Err(error) => {
                     let _ = pages.send(Page::Lost(error)).await;
                     return;
@@ -355,16 +368,18 @@ mod tests {
     fn splits_pages_and_wrapped_entities() {
         let (records, next) = split_page(
             json!({"@odata.nextLink": "https://g/x?$skip=2", "value": [{"id": "a"}, {"id": "b"}]}),
-        );
+        )
+        .unwrap();
         assert_eq!(
             (records.len(), next.as_deref()),
             (2, Some("https://g/x?$skip=2"))
         );
         assert_eq!(
-            split_page(json!({"value": {"id": "a"}})).0,
+            split_page(json!({"value": {"id": "a"}})).unwrap().0,
             vec![json!({"id": "a"})]
         );
-        assert_eq!(split_page(json!({"value": []})), (vec![], None));
+        assert_eq!(split_page(json!({"value": []})).unwrap(), (vec![], None));
+        assert!(split_page(json!({"error": {"code": "x"}})).is_err());
         assert_eq!(
             split_single(json!({"value": {"id": "a"}})),
             json!({"id": "a"})

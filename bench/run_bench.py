@@ -80,8 +80,8 @@ def live_walk(dump: Path, concurrency: int) -> dict:
     return {"concurrency": concurrency, "requests": requests, "throttled": stats["throttled"], "wall": wall,
             "ideal": ideal, "efficiency": wall / ideal, "floor": floor, "vs_floor": wall / floor,
             "throttled_share": stats["throttled"] / max(requests, 1),
-            "rss": rss, "command": " ".join(command[:1] + ["export", "--from", "graph", "…", "--rate", str(RATE),
-                                                           "--concurrency", str(concurrency)])}
+            "rss": rss, "command": " ".join([str(CTIPORT.relative_to(REPO)), "export", "--from", "graph", "…", "--rate",
+                                             str(RATE), "--concurrency", str(concurrency)])}
 
 
 def export_dump(dump: Path) -> tuple[float, int, dict]:

@@ -4,6 +4,7 @@
 
 pub mod graph;
 pub mod host;
+pub mod net;
 pub mod pct;
 pub mod record;
 pub mod selection;

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::config::{GRAPH_SCOPE, GraphConfig};
 use super::error::GraphError;
-use super::secret::Secret;
+use ctiport_model::net::{Secret, backoff};
 
 /// A cached access token; `generation` tells a stale token from one renewed by another worker.
 #[derive(Clone)]
@@ -99,7 +99,7 @@ impl TokenProvider {
         loop {
             match self.request_once(generation).await {
                 Err(TokenFailure::Transient(why)) if attempt + 1 < TOKEN_ATTEMPTS => {
-                    let wait = super::throttle::Throttle::backoff(attempt);
+                    let wait = backoff(attempt);
                     tracing::warn!(
                         attempt,
                         wait_ms = wait.as_millis() as u64,

@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::auth::{TokenProvider, without_url};
 use super::config::GraphConfig;
 use super::error::GraphError;
-use super::retry_after::parse_retry_after;
 use super::throttle::Throttle;
+use ctiport_model::net::{Secret, backoff, parse_retry_after};
 
 pub struct GraphClient {
     http: reqwest::Client,
@@ -100,7 +100,7 @@ impl GraphClient {
                     last = why;
                 }
                 Attempt::Retry(why) => {
-                    let wait = Throttle::backoff(attempt);
+                    let wait = backoff(attempt);
                     tracing::debug!(
                         url,
                         attempt,
@@ -121,7 +121,7 @@ impl GraphClient {
         })
     }
 
-    async fn attempt(&self, url: &str, token: &super::secret::Secret) -> Attempt {
+    async fn attempt(&self, url: &str, token: &Secret) -> Attempt {
         let response = match self
             .http
             .get(url)

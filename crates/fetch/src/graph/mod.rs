@@ -4,11 +4,9 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod error;
-pub mod retry_after;
-pub mod secret;
 pub mod throttle;
 pub mod walk;
 
 pub use config::{Credentials, GraphConfig};
+pub use ctiport_model::net::Secret;
 pub use error::GraphError;
-pub use secret::Secret;

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use rand::Rng;
 use tokio::time::Instant;
 
 use super::error::GraphError;
@@ -20,10 +19,6 @@ pub struct Throttle {
     breaker_threshold: u32,
     last_failure: Mutex<String>,
 }
-
-/// Backoff without `Retry-After`: a random wait in `[0, min(CAP, BASE · 2^attempt)]`.
-const BACKOFF_BASE: Duration = Duration::from_millis(500);
-const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
 impl Throttle {
     /// `rate` requests per second with a burst of one second's worth (at least 1).
@@ -79,13 +74,6 @@ impl Throttle {
         if paused.is_none_or(|current| current < until) {
             *paused = Some(until);
         }
-    }
-
-    pub fn backoff(attempt: u32) -> Duration {
-        let ceiling = BACKOFF_BASE
-            .saturating_mul(2u32.saturating_pow(attempt.min(16)))
-            .min(BACKOFF_CAP);
-        Duration::from_secs_f64(rand::rng().random_range(0.0..=ceiling.as_secs_f64()))
     }
 
     pub fn succeeded(&self) {
@@ -147,14 +135,5 @@ mod tests {
         assert!(
             matches!(throttle.admit().await, Err(GraphError::CircuitOpen { failures: 3, last }) if last == "e")
         );
-    }
-
-    #[test]
-    fn backoff_is_bounded_full_jitter() {
-        for attempt in 0..40 {
-            let wait = Throttle::backoff(attempt);
-            assert!(wait <= BACKOFF_CAP);
-            assert!(wait <= BACKOFF_BASE * 2u32.saturating_pow(attempt.min(16)));
-        }
     }
 }

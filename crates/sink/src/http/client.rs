@@ -3,7 +3,6 @@
 //! redirect elsewhere must not take credentials or data with it), plain `http://` only to
 //! loopback unless explicitly allowed, and retries with backoff on 429, 5xx and connection errors.
 
-use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -14,26 +13,7 @@ use url::{Host, Origin, Url};
 
 use super::retry::{backoff, is_retryable, parse_retry_after};
 
-/// A string that never shows itself: not in `Debug`, not in `Display`, not in logs or errors.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The only way to the value: the call site that puts it on the wire.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
+pub use ctiport_model::net::Secret;
 
 /// Plain HTTP is harmless only when the traffic never leaves the machine.
 pub fn is_loopback(url: &Url) -> bool {

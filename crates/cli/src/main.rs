@@ -93,6 +93,23 @@ fn export(args: ExportArgs) -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             tracing::error!("export failed: {error:#}");
+            // A scheduler must never read an earlier run's success: the summary says this failed.
+            if let Some(path) = &args.summary {
+                let failed = summary::Summary {
+                    exit_code: i32::from(EXIT_FAILED),
+                    source_error: Some(format!("{error:#}")),
+                    ..Default::default()
+                };
+                if let Err(write_error) = serde_json::to_vec_pretty(&failed)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|json| write_atomically(path, &json))
+                {
+                    tracing::error!(
+                        "writing the summary to {} failed: {write_error:#}",
+                        path.display()
+                    );
+                }
+            }
             ExitCode::from(EXIT_FAILED)
         }
     }

@@ -10,24 +10,7 @@ use ctiport_sink::stix::{BundleSink, ChunkLimits, ChunkedBundleSink};
 use ctiport_sink::taxii::{Credentials, TaxiiConfig, TaxiiOptions, TaxiiSink};
 use ctiport_sink::{Sink, SinkError};
 
-/// A sink spec fit for a message: `user:password@` in a URL becomes `***@`.
-pub fn redact_userinfo(spec: &str) -> String {
-    let Some(scheme_end) = spec.find("://") else {
-        return spec.to_owned();
-    };
-    let authority_start = scheme_end + 3;
-    let authority_end = spec[authority_start..]
-        .find(['/', '?', '#'])
-        .map_or(spec.len(), |i| authority_start + i);
-    match spec[authority_start..authority_end].rfind('@') {
-        Some(at) => format!(
-            "{}***{}",
-            &spec[..authority_start],
-            &spec[authority_start + at..]
-        ),
-        None => spec.to_owned(),
-    }
-}
+pub use ctiport_model::net::redact_userinfo;
 
 /// Options that shape what sinks write, gathered from the command line.
 #[derive(Clone, Debug)]
@@ -122,19 +105,6 @@ impl SinkSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_credentials_in_urls() {
-        assert_eq!(
-            redact_userinfo("taxii:https://u:pw@ti.example/api/"),
-            "taxii:https://***@ti.example/api/"
-        );
-        assert_eq!(
-            redact_userinfo("misp:https://misp.example/"),
-            "misp:https://misp.example/"
-        );
-        assert_eq!(redact_userinfo("stix:out/a@b.json"), "stix:out/a@b.json");
-    }
 
     #[test]
     fn parses_sink_specs() {

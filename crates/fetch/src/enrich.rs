@@ -60,6 +60,21 @@ fn gate_wants(gate: &Option<EnrichGate>, indicator: &ProfileIndicator) -> bool {
     gate.as_ref().is_none_or(|gate| gate.wants(indicator))
 }
 
+/// The host key of an indicator record that should be enriched, and the place its facts go.
+fn host_slot<'a>(
+    record: &'a mut SourceRecord,
+    gate: &Option<EnrichGate>,
+) -> Option<(String, &'a mut Option<Arc<HostFacts>>)> {
+    let SourceRecord::Indicator {
+        indicator, host, ..
+    } = record
+    else {
+        return None;
+    };
+    let key = indicator.artifact.as_ref().and_then(artifact_key)?;
+    gate_wants(gate, indicator).then_some((key, host))
+}
+
 /// The host an artifact names, normalized so that `EVIL.example.com.` and `evil.example.com`
 /// share one lookup; `None` for artifacts that are not a single host (ranges, hashes, …).
 pub fn host_key(type_name: &str, id: &str) -> Option<String> {
@@ -158,18 +173,9 @@ impl DumpEnricher {
 
     /// Attaches host facts to an indicator record whose artifact is a host.
     pub fn enrich(&self, record: &mut SourceRecord) {
-        let SourceRecord::Indicator {
-            indicator, host, ..
-        } = record
-        else {
+        let Some((key, host)) = host_slot(record, &self.gate) else {
             return;
         };
-        let Some(key) = indicator.artifact.as_ref().and_then(artifact_key) else {
-            return;
-        };
-        if !gate_wants(&self.gate, indicator) {
-            return;
-        }
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(known) = cache.get(&key) {
             *host = known.clone();
@@ -292,18 +298,9 @@ impl GraphEnricher {
 
     /// The facts of an indicator's host, when the host is within the budget in emission order.
     pub async fn enrich(self: &Arc<Self>, record: &mut SourceRecord) {
-        let SourceRecord::Indicator {
-            indicator, host, ..
-        } = record
-        else {
+        let Some((key, host)) = host_slot(record, &self.gate) else {
             return;
         };
-        let Some(key) = indicator.artifact.as_ref().and_then(artifact_key) else {
-            return;
-        };
-        if !gate_wants(&self.gate, indicator) {
-            return;
-        }
         let admitted = {
             let mut admitted = self.admitted.lock().unwrap_or_else(|e| e.into_inner());
             match admitted.get(&key) {

@@ -34,6 +34,21 @@ impl fmt::Display for Secret {
     }
 }
 
+/// `text` with any `user:password@` in a URL's authority replaced by `***@`, for messages: a
+/// credential written into a URL must not reach a log line.
+pub fn redact_userinfo(text: &str) -> String {
+    let Some(start) = text.find("://").map(|i| i + 3) else {
+        return text.to_owned();
+    };
+    let end = text[start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| start + i);
+    match text[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &text[..start], &text[start + at..]),
+        None => text.to_owned(),
+    }
+}
+
 /// The longest wait accepted from a server; anything longer is treated as this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
@@ -80,6 +95,19 @@ mod tests {
         let secret = Secret::new("hunter2-very-secret");
         assert!(!format!("{secret:?} {secret} {:?}", Some(&secret)).contains("hunter2"));
         assert_eq!(secret.expose(), "hunter2-very-secret");
+    }
+
+    #[test]
+    fn redacts_credentials_in_urls_only() {
+        assert_eq!(
+            redact_userinfo("taxii:https://u:pw@ti.example/api/"),
+            "taxii:https://***@ti.example/api/"
+        );
+        assert_eq!(
+            redact_userinfo("https://misp.example/?a=b@c"),
+            "https://misp.example/?a=b@c"
+        );
+        assert_eq!(redact_userinfo("stix:out/a@b.json"), "stix:out/a@b.json");
     }
 
     #[test]

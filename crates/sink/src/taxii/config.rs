@@ -2,6 +2,7 @@
 //! the collection URL and the API root derived from it, the plain-HTTP rule, the credentials
 //! (from the environment only) and the trust anchors.
 
+use ctiport_model::net::redact_userinfo;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -172,20 +173,6 @@ pub fn parse_collection_url(text: &str) -> Result<(Url, Url, String), TaxiiError
     let mut api_root = url.clone();
     api_root.set_path(&root_path);
     Ok((url, api_root, collection_id))
-}
-
-/// `text` with any `user:password@` of its authority replaced by `***@`, for error messages.
-fn redact_userinfo(text: &str) -> String {
-    let Some(start) = text.find("://").map(|i| i + 3) else {
-        return text.to_owned();
-    };
-    let end = text[start..]
-        .find(['/', '?', '#'])
-        .map_or(text.len(), |i| start + i);
-    match text[start..end].rfind('@') {
-        Some(at) => format!("{}***{}", &text[..start], &text[start + at..]),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]

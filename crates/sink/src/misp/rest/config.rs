@@ -1,6 +1,7 @@
 //! The user-facing options of `--to misp:<base url>`, validated before anything is sent: the base
 //! URL, the plain-HTTP rule, the API key (from `MISP_KEY` only) and the trust anchors.
 
+use ctiport_model::net::redact_userinfo;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -137,20 +138,6 @@ pub fn parse_base_url(text: &str) -> Result<Url, MispError> {
         url.set_path(&path);
     }
     Ok(url)
-}
-
-/// `text` with any `user:password@` of its authority replaced by `***@`, for error messages.
-fn redact_userinfo(text: &str) -> String {
-    let Some(start) = text.find("://").map(|i| i + 3) else {
-        return text.to_owned();
-    };
-    let end = text[start..]
-        .find(['/', '?', '#'])
-        .map_or(text.len(), |i| start + i);
-    match text[start..end].rfind('@') {
-        Some(at) => format!("{}***{}", &text[..start], &text[start + at..]),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]

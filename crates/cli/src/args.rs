@@ -30,6 +30,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Export profiles and indicators from a source to one or more sinks.
+    #[command(
+        override_usage = "ctiport export --from <SOURCE> --to <SINK>... [OPTIONS]\n       ctiport export --config <FILE> [OPTIONS]"
+    )]
     Export(ExportArgs),
     /// Check STIX bundle files (a file, or every *.json in a directory) with ctiport's own rules.
     Validate {
@@ -43,8 +46,18 @@ pub struct ExportArgs {
     /// Where records come from. `graph`: the live Microsoft Graph API, with credentials from
     /// AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET. `dir:<path>`: a Graph dump
     /// directory (see the README for its layout).
-    #[arg(long, value_name = "SOURCE")]
-    pub from: String,
+    #[arg(long, value_name = "SOURCE", required_unless_present = "config")]
+    pub from: Option<String>,
+
+    /// Read the export's options from a TOML file (see samples/ctiport.toml and the README,
+    /// "Config file"). Options given on the command line win over the file; `--to` replaces the
+    /// file's sinks.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// What `--config` gives beyond the command line's options.
+    #[arg(skip)]
+    pub file: crate::config::FromFile,
 
     #[command(flatten)]
     pub graph: GraphArgs,
@@ -76,7 +89,7 @@ pub struct ExportArgs {
     #[arg(
         long = "to",
         value_name = "SINK",
-        required = true,
+        required_unless_present = "config",
         verbatim_doc_comment
     )]
     pub to: Vec<String>,

@@ -1,6 +1,7 @@
 //! `ctiport`: parse, wire, report. The work lives in the library crates.
 
 mod args;
+mod config;
 mod filters;
 mod pipeline;
 mod progress;
@@ -14,13 +15,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _};
 use std::sync::Arc;
 
 use ctiport_fetch::enrich::{EnrichGate, EnrichOptions};
 use ctiport_fetch::graph::{Credentials, GraphConfig, Secret};
 use ctiport_fetch::{DumpSource, Source};
-use ctiport_sink::stix::ChunkLimits;
 use ctiport_transform::{ActorAs, Mapper, MappingOptions, Mappings};
 use tracing_subscriber::EnvFilter;
 
@@ -31,13 +31,29 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(error) => {
-            let _ = error.print();
-            return ExitCode::from(if error.use_stderr() { EXIT_USAGE } else { 0 });
-        }
+    let usage = |error: clap::Error| {
+        let _ = error.print();
+        ExitCode::from(if error.use_stderr() { EXIT_USAGE } else { 0 })
     };
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(error) => return usage(error),
+    };
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => return usage(error),
+    };
+    // `--config`: the file fills in what the command line leaves out, logging included.
+    let applied = match &mut cli.command {
+        Command::Export(args) => {
+            config::apply(&matches, args, &mut cli.log_format, &mut cli.log_level)
+        }
+        Command::Validate { .. } => Ok(()),
+    };
+    if let Err(message) = applied {
+        eprintln!("ctiport: {message}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     init_logging(cli.log_format, cli.log_level);
     match cli.command {
         Command::Validate { path } => validate::run(&path),
@@ -68,7 +84,10 @@ fn init_logging(format: LogFormat, level: LogLevel) {
 }
 
 fn export(args: ExportArgs) -> ExitCode {
-    let export = match configure(&args) {
+    if let Some(path) = &args.file.path {
+        tracing::debug!("options from {}", path.display());
+    }
+    let export = match configure(&args).map_err(|message| args.file.explain(message)) {
         Ok(export) => export,
         Err(message) => {
             tracing::error!("{message}");
@@ -117,17 +136,21 @@ fn export(args: ExportArgs) -> ExitCode {
 
 /// Turns the arguments into a runnable export, or a usage/configuration error message.
 fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
+    let from = args.from.as_deref().ok_or("--from is required")?;
     let enrich = EnrichOptions {
         hosts: args.enrich.contains(&args::EnrichArg::Hosts),
         reputation: args.enrich.contains(&args::EnrichArg::Reputation),
         max_hosts: args.enrich_max,
     };
     // `dump:` captures what the live source fetched; every other `--to` is a sink of the mapping.
-    let (dumps, sink_specs): (Vec<&String>, Vec<&String>) =
-        args.to.iter().partition(|spec| spec.starts_with("dump:"));
+    let dumps: Vec<&String> = args
+        .to
+        .iter()
+        .filter(|spec| spec.starts_with("dump:"))
+        .collect();
     let dump_capture = match dumps.as_slice() {
         [] => None,
-        [spec] if args.from == "graph" => match spec.trim_start_matches("dump:") {
+        [spec] if from == "graph" => match spec.trim_start_matches("dump:") {
             "" => return Err("dump: needs a directory, e.g. --to dump:capture/".into()),
             dir => Some(std::path::PathBuf::from(dir)),
         },
@@ -142,7 +165,7 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
     let enrich_gate = filter
         .filters_indicators()
         .then(|| EnrichGate::new(filter.enrichment_gate()));
-    let source = match args.from.split_once(':') {
+    let source = match from.split_once(':') {
         Some(("dir", path)) if !path.is_empty() => {
             let mut dump = DumpSource::open(Path::new(path))
                 .map_err(|e| e.to_string())?
@@ -153,8 +176,8 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
             }
             Source::Dump(dump)
         }
-        None if args.from == "graph" => {
-            let mut config = graph_config(&args.graph)?;
+        None if from == "graph" => {
+            let mut config = graph_config(&args.graph, &args.file)?;
             config.enrich = Some(enrich);
             config.selection = selection;
             config.enrich_gate = enrich_gate;
@@ -165,8 +188,7 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         }
         _ => {
             return Err(format!(
-                "unknown source '{}' (expected graph or dir:<path>)",
-                args.from
+                "unknown source '{from}' (expected graph or dir:<path>)"
             ));
         }
     };
@@ -184,28 +206,17 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         producer_name: args.producer_name.clone(),
     };
     let mapper = Mapper::new(options, mappings)?;
-    let settings = sinks::SinkSettings {
-        chunk_limits: ChunkLimits {
-            max_objects: args.max_bundle_objects,
-            max_bytes: args.max_bundle_bytes,
-        },
-        tlp: args.tlp.level().to_owned(),
-        misp: sink_options::misp_options(args)?,
-        csv_columns: sink_options::csv_columns(args)?,
-        misp_rest: ctiport_sink::misp::rest::MispRestOptions {
-            allow_http: args.misp_allow_http,
-            ca_file: args.ca_file.clone(),
-            ..Default::default()
-        },
-        taxii: ctiport_sink::taxii::TaxiiOptions {
-            allow_http: args.taxii_allow_http,
-            ca_file: args.ca_file.clone(),
-            status_timeout: std::time::Duration::from_secs(args.taxii_status_timeout),
-            ..Default::default()
-        },
-    };
-    let sink_specs: Vec<String> = sink_specs.into_iter().cloned().collect();
-    let sinks = pipeline::open_sinks(&sink_specs, &settings)?;
+    // Each sink with its settings: the command line's, and its own from a config file.
+    let table = ctiport_sink::misp::AttributeTable::load(args.mappings.as_deref())
+        .map_err(|e| format!("mapping table error: {e}"))?;
+    let mut sink_settings = Vec::new();
+    for (index, spec) in args.to.iter().enumerate() {
+        if !spec.starts_with("dump:") {
+            let settings = sink_options::sink_settings(args, args.file.sink(index), &table)?;
+            sink_settings.push((spec.clone(), settings));
+        }
+    }
+    let sinks = pipeline::open_sinks(&sink_settings)?;
     Ok(pipeline::Export {
         source,
         filter,
@@ -215,13 +226,22 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
     })
 }
 
-/// The live source's settings; credentials only from the environment, never from arguments.
-fn graph_config(args: &args::GraphArgs) -> Result<GraphConfig, String> {
-    let variable = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+/// The live source's settings; credentials only from the environment (or a config file's
+/// `[source.graph]`, whose secret is a reference to the environment), never from arguments.
+fn graph_config(args: &args::GraphArgs, file: &config::FromFile) -> Result<GraphConfig, String> {
+    let variable = |given: Option<&str>, name: &str| {
+        given
+            .map(str::to_owned)
+            .or_else(|| std::env::var(name).ok())
+            .filter(|v| !v.trim().is_empty())
+    };
     let (Some(tenant_id), Some(client_id), Some(client_secret)) = (
-        variable("AZURE_TENANT_ID"),
-        variable("AZURE_CLIENT_ID"),
-        variable("AZURE_CLIENT_SECRET"),
+        variable(file.tenant_id.as_deref(), "AZURE_TENANT_ID"),
+        variable(file.client_id.as_deref(), "AZURE_CLIENT_ID"),
+        variable(
+            file.client_secret.as_ref().map(Secret::expose),
+            "AZURE_CLIENT_SECRET",
+        ),
     ) else {
         return Err("--from graph needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET in the environment".into());
     };

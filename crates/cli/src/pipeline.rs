@@ -226,13 +226,12 @@ fn drive_sink(
 
 /// Opens every `--to` sink; any failure here is a configuration error.
 pub fn open_sinks(
-    specs: &[String],
-    settings: &crate::sinks::SinkSettings,
+    specs: &[(String, crate::sinks::SinkSettings)],
 ) -> Result<Vec<(String, Box<dyn Sink>)>, String> {
     let mut seen = std::collections::HashSet::new();
     specs
         .iter()
-        .map(|text| {
+        .map(|(text, settings)| {
             if !seen.insert(text.clone()) {
                 return Err(format!(
                     "sink '{}' is given twice",

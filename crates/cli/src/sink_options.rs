@@ -1,11 +1,18 @@
-//! The options of the MISP and CSV sinks, turned from arguments into validated settings
-//! (a bad value is a usage error, exit code 2).
+//! The options of the sinks, turned from arguments (and a config file's `[[sinks]]` tables) into
+//! validated settings (a bad value is a usage error, exit code 2).
+
+use std::time::Duration;
 
 use clap::ValueEnum;
 use ctiport_sink::csv::Column;
+use ctiport_sink::misp::rest::MispRestOptions;
 use ctiport_sink::misp::{AttributeTable, Distribution, MispOptions, Organisation};
+use ctiport_sink::stix::ChunkLimits;
+use ctiport_sink::taxii::TaxiiOptions;
 
 use crate::args::ExportArgs;
+use crate::config::SinkConfig;
+use crate::sinks::{SinkCredentials, SinkSettings};
 
 /// `--misp-distribution`: by name or by MISP's number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -35,19 +42,65 @@ impl From<MispDistributionArg> for Distribution {
     }
 }
 
-/// The MISP options of the run; the attribute table is loaded (and validated) here, honouring
-/// `--mappings`.
-pub fn misp_options(args: &ExportArgs) -> Result<MispOptions, String> {
-    let table = AttributeTable::load(args.mappings.as_deref())
-        .map_err(|e| format!("mapping table error: {e}"))?;
-    let name = args
+/// The settings of one sink: the command line's options, overridden by the sink's own
+/// `[[sinks]]` table when it comes from a config file (whose values the file loader has checked,
+/// naming their keys). `table` is the MISP attribute table of the run.
+pub fn sink_settings(
+    args: &ExportArgs,
+    sink: Option<&SinkConfig>,
+    table: &AttributeTable,
+) -> Result<SinkSettings, String> {
+    let none = SinkConfig::default();
+    let sink = sink.unwrap_or(&none);
+    let ca_file = sink.ca_file.clone().or_else(|| args.ca_file.clone());
+    Ok(SinkSettings {
+        chunk_limits: ChunkLimits {
+            max_objects: sink.max_bundle_objects.unwrap_or(args.max_bundle_objects),
+            max_bytes: sink.max_bundle_bytes.unwrap_or(args.max_bundle_bytes),
+        },
+        tlp: args.tlp.level().to_owned(),
+        misp: misp_options(args, sink, table)?,
+        csv_columns: match &sink.csv_columns {
+            Some(columns) => columns.clone(),
+            None => csv_columns(args)?,
+        },
+        misp_rest: MispRestOptions {
+            allow_http: sink.misp_allow_http.unwrap_or(args.misp_allow_http),
+            ca_file: ca_file.clone(),
+            ..Default::default()
+        },
+        taxii: TaxiiOptions {
+            allow_http: sink.taxii_allow_http.unwrap_or(args.taxii_allow_http),
+            ca_file,
+            status_timeout: Duration::from_secs(
+                sink.taxii_status_timeout
+                    .unwrap_or(args.taxii_status_timeout),
+            ),
+            ..Default::default()
+        },
+        credentials: SinkCredentials {
+            taxii_username: sink.taxii_username.clone(),
+            taxii_password: sink.taxii_password.clone(),
+            misp_key: sink.misp_key.clone(),
+        },
+    })
+}
+
+/// The MISP options of a sink.
+fn misp_options(
+    args: &ExportArgs,
+    sink: &SinkConfig,
+    table: &AttributeTable,
+) -> Result<MispOptions, String> {
+    let name = sink
         .misp_org_name
         .clone()
+        .or_else(|| args.misp_org_name.clone())
         .unwrap_or_else(|| args.producer_name.clone());
     if name.trim().is_empty() {
         return Err("--misp-org-name must not be empty".into());
     }
-    let uuid = match &args.misp_org_uuid {
+    let uuid = match sink.misp_org_uuid.as_ref().or(args.misp_org_uuid.as_ref()) {
         None => None,
         Some(text) => Some(
             uuid::Uuid::try_parse(text.trim())
@@ -55,16 +108,22 @@ pub fn misp_options(args: &ExportArgs) -> Result<MispOptions, String> {
         ),
     };
     Ok(MispOptions {
-        distribution: args.misp_distribution.into(),
+        distribution: sink
+            .misp_distribution
+            .unwrap_or(args.misp_distribution)
+            .into(),
         org: Organisation::new(name.trim(), uuid),
-        max_attributes: usize::try_from(args.misp_max_attributes).unwrap_or(usize::MAX),
+        max_attributes: usize::try_from(
+            sink.misp_max_attributes.unwrap_or(args.misp_max_attributes),
+        )
+        .unwrap_or(usize::MAX),
         tlp: args.tlp.level().to_owned(),
-        table,
+        table: table.clone(),
     })
 }
 
 /// The columns of `csv:` sinks: `--csv-columns`, or the default set.
-pub fn csv_columns(args: &ExportArgs) -> Result<Vec<Column>, String> {
+fn csv_columns(args: &ExportArgs) -> Result<Vec<Column>, String> {
     match &args.csv_columns {
         None => Ok(Column::DEFAULT.to_vec()),
         Some(list) => Column::parse_list(list).map_err(|e| format!("--csv-columns: {e}")),

@@ -7,25 +7,53 @@ use ctiport_sink::misp::rest::{KEY_VAR, MispRestConfig, MispRestOptions};
 use ctiport_sink::misp::{MispFeedSink, MispOptions, MispRestSink};
 use ctiport_sink::ndjson::NdjsonSink;
 use ctiport_sink::stix::{BundleSink, ChunkLimits, ChunkedBundleSink};
+use ctiport_sink::taxii::config::{PASSWORD_VAR, USERNAME_VAR};
 use ctiport_sink::taxii::{Credentials, TaxiiConfig, TaxiiOptions, TaxiiSink};
 use ctiport_sink::{Sink, SinkError};
 
+use ctiport_model::net::Secret;
 pub use ctiport_model::net::redact_userinfo;
 
-/// Options that shape what sinks write, gathered from the command line.
+/// Options that shape what one sink writes, gathered from the command line and the sink's
+/// `[[sinks]]` table of a config file.
 #[derive(Clone, Debug)]
 pub struct SinkSettings {
     pub chunk_limits: ChunkLimits,
     /// The TLP level of the run (`clear`, `green`, `amber`, `amber+strict`, `red`).
     pub tlp: String,
-    /// Options of every `misp-feed:` and `misp:` sink (the events they carry).
+    /// Options of a `misp-feed:` or `misp:` sink (the events it carries).
     pub misp: MispOptions,
-    /// Options of every `misp:` sink (the connection).
+    /// Options of a `misp:` sink (the connection).
     pub misp_rest: MispRestOptions,
-    /// Columns of every `csv:` sink.
+    /// Columns of a `csv:` sink.
     pub csv_columns: Vec<Column>,
-    /// Options of every `taxii:` sink.
+    /// Options of a `taxii:` sink.
     pub taxii: TaxiiOptions,
+    /// Credentials a config file gives for this sink in place of the environment variables.
+    pub credentials: SinkCredentials,
+}
+
+/// Credentials from a config file's `[[sinks]]` table (`taxii_username`, `taxii_password`,
+/// `misp_key`): each takes the place of its environment variable for that sink.
+#[derive(Clone, Debug, Default)]
+pub struct SinkCredentials {
+    pub taxii_username: Option<String>,
+    pub taxii_password: Option<Secret>,
+    pub misp_key: Option<Secret>,
+}
+
+impl SinkCredentials {
+    /// The value of the environment variable `name` as this sink sees it: the config file's,
+    /// when it gives one, else the process environment's.
+    fn var(&self, name: &str) -> Option<String> {
+        let given = match name {
+            USERNAME_VAR => self.taxii_username.clone(),
+            PASSWORD_VAR => self.taxii_password.as_ref().map(|s| s.expose().to_owned()),
+            KEY_VAR => self.misp_key.as_ref().map(|s| s.expose().to_owned()),
+            _ => None,
+        };
+        given.or_else(|| std::env::var(name).ok())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,14 +115,16 @@ impl SinkSpec {
                 Box::new(CsvSink::create(path, &settings.csv_columns, &settings.tlp)?)
             }
             SinkSpec::Taxii(url) => {
-                // Credentials only from the environment, never from arguments.
-                let credentials = Credentials::from_lookup(|name| std::env::var(name).ok())?;
+                // Credentials only from the environment (or a config file's references to it),
+                // never from arguments.
+                let credentials = Credentials::from_lookup(|name| settings.credentials.var(name))?;
                 let config = TaxiiConfig::new(url, &settings.taxii, credentials)?;
                 Box::new(TaxiiSink::new(config))
             }
             SinkSpec::Misp(url) => {
-                // The key only from the environment, never from arguments.
-                let key = std::env::var(KEY_VAR).ok();
+                // The key only from the environment (or a config file's reference to it), never
+                // from arguments.
+                let key = settings.credentials.var(KEY_VAR);
                 let config = MispRestConfig::new(url, &settings.misp_rest, key)?;
                 Box::new(MispRestSink::new(config, settings.misp.clone())?)
             }

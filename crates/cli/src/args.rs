@@ -98,6 +98,16 @@ pub struct ExportArgs {
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
 
+    /// Keep versions and per-sink acknowledgements in this SQLite file and export incrementally:
+    /// each sink receives only what it does not hold yet (new and changed objects, with a later
+    /// `modified`, and revocations of what the source stopped listing). Created if missing.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// With --state: send every sink the whole current state again, whatever it acknowledged.
+    #[arg(long, requires = "state")]
+    pub full: bool,
+
     /// Most objects in one chunk of a `stix:<dir>/` sink.
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_bundle_objects: u64,

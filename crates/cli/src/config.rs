@@ -586,15 +586,9 @@ fn known_keys(schema: &Value, keyword: &str) -> Option<String> {
     Some(keys.join(", "))
 }
 
-/// What the schema cannot say: which options a sink takes, and what the CLI does not have yet.
+/// What the schema cannot say: which options a sink takes.
 fn check(config: &Config) -> Result<(), Vec<Problem>> {
     let mut problems = Vec::new();
-    if config.state.is_some() {
-        problems.push(Problem {
-            key: KeyPath::default().key("state"),
-            message: "the state store is not implemented yet".into(),
-        });
-    }
     for (index, sink) in config.sinks.iter().enumerate() {
         let path = KeyPath::default().key("sinks").child(Segment::Index(index));
         let kind = SinkKind::of(&sink.to);

@@ -7,6 +7,7 @@ mod pipeline;
 mod progress;
 mod sink_options;
 mod sinks;
+mod state;
 mod summary;
 mod validate;
 
@@ -217,12 +218,22 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         }
     }
     let sinks = pipeline::open_sinks(&sink_settings)?;
+    let state = args.state.clone().map(|path| pipeline::StateOptions {
+        path,
+        coverage: state::Coverage {
+            indicators_filtered: filter.filters_indicators()
+                || args.filters.min_reputation.is_some(),
+            profiles_selected: args.filters.kind.is_some() || !args.filters.profiles.is_empty(),
+        },
+        full: args.full,
+    });
     Ok(pipeline::Export {
         source,
         filter,
         mapper,
         sinks,
         progress: progress::Progress::new(!args.no_progress),
+        state,
     })
 }
 

@@ -8,20 +8,24 @@
 //! and the slowest sink sets the pace. A sink that fails stops receiving; the others go on, and the
 //! run reports the failure.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, anyhow};
 use ctiport_fetch::Source;
-use ctiport_model::record::{Mapped, SourceRecord};
+use ctiport_model::record::{Emitted, Mapped, SourceRecord, Version};
 use ctiport_model::stix::EncodedObject;
-use ctiport_sink::{Sink, SinkError, SinkReport};
+use ctiport_model::timestamp::Timestamp;
+use ctiport_sink::{Delivery, Sink, SinkError, SinkReport};
 use ctiport_transform::{Decision, Filter, Mapper, Outcome};
 use tokio::sync::mpsc;
 
 use crate::progress::Progress;
 use crate::sinks::SinkSpec;
-use crate::summary::{SinkStatus, SinkSummary, Summary};
+use crate::state::delivery::{DeltaCounts, Position, Selector};
+use crate::state::{self, Coverage, Store, Versioner, crash_point};
+use crate::summary::{SinkStatus, SinkSummary, StateSummary, Summary};
 
 const RECORD_CHANNEL: usize = 1024;
 const SINK_CHANNEL: usize = 256;
@@ -35,7 +39,19 @@ pub struct Export {
     pub mapper: Mapper,
     pub sinks: Vec<(String, Box<dyn Sink>)>,
     pub progress: Progress,
+    /// `--state`: the store that makes the run incremental.
+    pub state: Option<StateOptions>,
 }
+
+/// The state store of a run and how it is used.
+pub struct StateOptions {
+    pub path: PathBuf,
+    pub coverage: Coverage,
+    /// `--full`: send every sink the current state, whatever it acknowledged.
+    pub full: bool,
+}
+
+type SinkInputs = Vec<(String, mpsc::Sender<SinkMessage>)>;
 
 impl Export {
     pub async fn run(self) -> Result<Summary> {
@@ -46,50 +62,111 @@ impl Export {
             mut mapper,
             sinks,
             progress,
+            state,
         } = self;
-        let preamble: Arc<[EncodedObject]> = mapper.preamble().into();
+
+        // The store is read before anything is sent: the run's number, the preamble's versions
+        // and what each sink acknowledged.
+        let (mut versioner, state_file, full) = match state {
+            Some(options) => {
+                let describe = |e: String| anyhow!("state file {}: {e}", options.path.display());
+                let mut store = Store::open(&options.path).map_err(|e| anyhow!(e))?;
+                let run = store
+                    .begin_run(&Timestamp::now().to_string())
+                    .map_err(describe)?;
+                let versioner = Versioner::new(store, run, options.coverage);
+                (Some(versioner), Some(options.path), options.full)
+            }
+            None => (None, None, false),
+        };
+        let preamble: Arc<[Emitted]> = match &mut versioner {
+            Some(versioner) => versioner
+                .version_preamble(mapper.preamble())
+                .map_err(|e| anyhow!("state store: {e}"))?,
+            None => mapper
+                .preamble()
+                .into_iter()
+                .map(|object| Emitted {
+                    object,
+                    first: true,
+                    version: Version::default(),
+                })
+                .collect(),
+        }
+        .into();
+        let mut positions = Vec::new();
+        for (name, _) in &sinks {
+            let acked = match &versioner {
+                Some(versioner) => versioner
+                    .acked_run(name)
+                    .map_err(|e| anyhow!("state store: {e}"))?,
+                None => None,
+            };
+            positions.push(Position {
+                stateful: versioner.is_some(),
+                acked,
+                full,
+            });
+        }
+        // Revocations go to the sinks that acknowledged an earlier run; a new sink has none.
+        let revocations_after = positions.iter().filter_map(|p| p.acked).min();
 
         let (record_tx, mut record_rx) = mpsc::channel::<SourceRecord>(RECORD_CHANNEL);
         let source_task = tokio::spawn(source.run(record_tx));
 
-        let mut sink_inputs = Vec::new();
+        let mut sink_inputs: SinkInputs = Vec::new();
         let mut sink_tasks = Vec::new();
-        for (name, sink) in sinks {
+        for ((name, sink), position) in sinks.into_iter().zip(positions) {
             let (tx, rx) = mpsc::channel::<SinkMessage>(SINK_CHANNEL);
             let preamble = preamble.clone();
             sink_inputs.push((name.clone(), tx));
             sink_tasks.push((
                 name,
-                tokio::task::spawn_blocking(move || drive_sink(sink, &preamble, rx)),
+                tokio::task::spawn_blocking(move || drive_sink(sink, &preamble, position, rx)),
             ));
         }
 
+        let preamble_objects = preamble.len() as u64;
         let mapping_task = tokio::task::spawn_blocking(move || {
             let mut summary = Summary {
-                objects: preamble.len() as u64,
+                objects: preamble_objects,
                 ..Summary::default()
             };
+            let mut store_error = None;
             while let Some(record) = record_rx.blocking_recv() {
                 let outcome = match filter.keeps(&record) {
                     Decision::Keep => mapper.map(record),
                     Decision::Drop(filtered) => Outcome::Filtered(filtered),
                 };
                 match outcome {
-                    Outcome::Mapped(mapped) => {
+                    Outcome::Mapped(mut mapped) => {
                         match &mapped {
                             Mapped::Profile(_) => summary.profiles += 1,
                             Mapped::Indicator(_) => summary.indicators += 1,
+                            Mapped::Revoked(_) => {}
+                        }
+                        if let Some(versioner) = &mut versioner {
+                            if let Err(error) = versioner.version(&mut mapped) {
+                                store_error = Some(error);
+                                break;
+                            }
+                            if summary.profiles == 3 && matches!(mapped, Mapped::Profile(_)) {
+                                versioner.crash_point_committed("mapping");
+                            }
                         }
                         summary.objects +=
                             mapped.objects().iter().filter(|e| e.first).count() as u64;
-                        let mapped = Arc::new(mapped);
-                        // A failed sink has dropped its receiver; it is reported when joined.
-                        sink_inputs.retain(|(_, tx)| {
-                            tx.blocking_send(SinkMessage::Record(mapped.clone()))
-                                .is_ok()
-                        });
+                        send(&mut sink_inputs, Arc::new(mapped));
                     }
-                    Outcome::Rejected(rejection) => summary.reject(rejection),
+                    Outcome::Rejected(rejection) => {
+                        if let Some(versioner) = &mut versioner
+                            && let Err(error) = versioner.rejected(rejection.record)
+                        {
+                            store_error = Some(error);
+                            break;
+                        }
+                        summary.reject(rejection)
+                    }
                     Outcome::Skipped(skipped) => summary.skip(skipped),
                     Outcome::Filtered(filtered) => summary.filter(filtered),
                 }
@@ -103,12 +180,26 @@ impl Export {
                     filter.unscored_hosts_kept()
                 );
             }
-            (summary, sink_inputs)
+            (summary, sink_inputs, versioner, store_error)
         });
 
         let source_result = source_task.await.context("the source task panicked")?;
-        let (mut summary, sink_inputs) =
+        let (mut summary, sink_inputs, versioner, store_error) =
             mapping_task.await.context("the mapping thread panicked")?;
+        if let Some(error) = store_error {
+            // Sinks see their inputs close without a commit and discard what they wrote.
+            drop(sink_inputs);
+            return Err(anyhow!("state store: {error}"));
+        }
+        // With a complete source, the store revokes what the source stopped listing and the sinks
+        // that lag get the revocations they miss.
+        let (sink_inputs, versioner) = tokio::task::spawn_blocking({
+            let complete = source_result.is_ok();
+            move || finish_versions(versioner, sink_inputs, complete, revocations_after)
+        })
+        .await
+        .context("the state thread panicked")?;
+        let (sink_inputs, versioner) = (sink_inputs, versioner?);
         // Sinks commit only a complete run; after a source failure they discard what they wrote.
         match &source_result {
             Ok(report) => {
@@ -124,6 +215,7 @@ impl Export {
                         failed: 0,
                         files: vec![captured.path.display().to_string()],
                         error: None,
+                        delta: None,
                     });
                 }
             }
@@ -133,49 +225,133 @@ impl Export {
             }
         }
         drop(sink_inputs);
+        let mut acknowledged = Vec::new();
         for (name, task) in sink_tasks {
             let result = task.await.context("a sink thread panicked")?;
-            summary.sinks.push(match result {
-                Ok((report, indicators)) if report.failed > 0 => {
-                    // Delivered in part: `objects` says what arrived, the error what did not.
-                    let error = not_delivered(&report);
-                    tracing::error!(sink = %name, "sink failed: {error}");
-                    SinkSummary {
-                        sink: name,
-                        indicators,
-                        objects: report.objects,
-                        status: SinkStatus::Failed,
-                        failed: report.failed,
-                        files: report.files,
-                        error: Some(error),
-                    }
-                }
-                Ok((report, indicators)) => SinkSummary {
-                    sink: name,
-                    indicators,
-                    objects: report.objects,
-                    status: SinkStatus::Ok,
-                    failed: 0,
-                    files: report.files,
-                    error: None,
-                },
-                Err(error) => {
-                    tracing::error!(sink = %name, "sink failed: {error}");
-                    SinkSummary {
-                        sink: name,
-                        indicators: 0,
-                        objects: 0,
-                        status: SinkStatus::Failed,
-                        failed: 0,
-                        files: Vec::new(),
-                        error: Some(error.to_string()),
-                    }
-                }
+            let sink_summary = summarize_sink(name, result);
+            if sink_summary.status == SinkStatus::Ok && source_result.is_ok() {
+                acknowledged.push(sink_summary.sink.clone());
+            }
+            summary.sinks.push(sink_summary);
+        }
+        if let Some((versioner, held)) = versioner {
+            crash_point("before-ack");
+            let run = versioner.run();
+            summary.state = Some(StateSummary {
+                file: state_file
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                run,
+                versions: versioner.counts.clone(),
+                revocation_held: held,
+                full,
             });
+            let mut store = versioner.into_store();
+            let now = Timestamp::now().to_string();
+            for sink in &acknowledged {
+                store
+                    .acknowledge(sink, run, &now)
+                    .map_err(|e| anyhow!("state store: recording what {sink} received: {e}"))?;
+            }
+            let status = if source_result.is_ok() {
+                "finished"
+            } else {
+                "failed"
+            };
+            store
+                .finish_run(run, &now, status)
+                .map_err(|e| anyhow!("state store: {e}"))?;
         }
         summary.duration_seconds = started.elapsed().as_secs_f64();
         summary.decide_exit_code();
         Ok(summary)
+    }
+}
+
+/// Hands a record to every sink still running; a failed sink has dropped its receiver and is
+/// reported when joined.
+fn send(sink_inputs: &mut SinkInputs, record: Arc<Mapped>) {
+    sink_inputs.retain(|(_, tx)| {
+        tx.blocking_send(SinkMessage::Record(record.clone()))
+            .is_ok()
+    });
+}
+
+/// Ends the store's part of the mapping: revocations, then the revoked versions each lagging
+/// sink has not acknowledged. Returns the versioner with why revocation was held back, if it was.
+#[allow(clippy::type_complexity)]
+fn finish_versions(
+    versioner: Option<Versioner>,
+    mut sink_inputs: SinkInputs,
+    source_complete: bool,
+    revocations_after: Option<u32>,
+) -> (
+    SinkInputs,
+    Result<Option<(Versioner, state::versioner::Held)>>,
+) {
+    let Some(mut versioner) = versioner else {
+        return (sink_inputs, Ok(None));
+    };
+    let result = (|| {
+        let held = versioner.finish(source_complete)?;
+        if source_complete && let Some(after) = revocations_after {
+            versioner.revocations_after(after, |revocation| {
+                send(&mut sink_inputs, Arc::new(revocation));
+                Ok(())
+            })?;
+        }
+        Ok::<_, String>(held)
+    })();
+    match result {
+        Ok(held) => (sink_inputs, Ok(Some((versioner, held)))),
+        Err(error) => (sink_inputs, Err(anyhow!("state store: {error}"))),
+    }
+}
+
+/// One sink's line of the summary.
+fn summarize_sink(
+    name: String,
+    result: Result<(SinkReport, u64, Option<DeltaCounts>), SinkError>,
+) -> SinkSummary {
+    match result {
+        Ok((report, indicators, delta)) if report.failed > 0 => {
+            // Delivered in part: `objects` says what arrived, the error what did not.
+            let error = not_delivered(&report);
+            tracing::error!(sink = %name, "sink failed: {error}");
+            SinkSummary {
+                sink: name,
+                indicators,
+                objects: report.objects,
+                status: SinkStatus::Failed,
+                failed: report.failed,
+                files: report.files,
+                error: Some(error),
+                delta,
+            }
+        }
+        Ok((report, indicators, delta)) => SinkSummary {
+            sink: name,
+            indicators,
+            objects: report.objects,
+            status: SinkStatus::Ok,
+            failed: 0,
+            files: report.files,
+            error: None,
+            delta,
+        },
+        Err(error) => {
+            tracing::error!(sink = %name, "sink failed: {error}");
+            SinkSummary {
+                sink: name,
+                indicators: 0,
+                objects: 0,
+                status: SinkStatus::Failed,
+                failed: 0,
+                files: Vec::new(),
+                error: Some(error.to_string()),
+                delta: None,
+            }
+        }
     }
 }
 
@@ -200,22 +376,60 @@ enum SinkMessage {
     Commit,
 }
 
-/// Feeds one sink. Returns its report and the number of indicator records it took in, which
-/// the summary shows per sink so that one run's sinks can be compared on the same unit.
+/// Feeds one sink what it has not acknowledged. Returns its report, the number of indicator
+/// records it took in (the summary shows it per sink so that one run's sinks can be compared on the
+/// same unit) and, with a state store, what was new to it.
 fn drive_sink(
     mut sink: Box<dyn Sink>,
-    preamble: &[EncodedObject],
+    preamble: &[Emitted],
+    position: Position,
     mut input: mpsc::Receiver<SinkMessage>,
-) -> Result<(SinkReport, u64), SinkError> {
-    sink.begin(preamble)?;
+) -> Result<(SinkReport, u64, Option<DeltaCounts>), SinkError> {
+    let mut selector = Selector {
+        position,
+        delivery: sink.delivery(),
+        counts: DeltaCounts::default(),
+    };
+    let preamble_objects: Vec<EncodedObject> = preamble.iter().map(|e| e.object.clone()).collect();
+    // A sink that takes changes begins only once it has one, so that a run with nothing new
+    // writes nothing but an empty output; the last profile record is kept as context.
+    let mut begun = false;
+    if selector.preamble_news(preamble) || selector.delivery == Delivery::Snapshot {
+        sink.begin(&preamble_objects)?;
+        begun = true;
+    }
+    let mut context: Option<Arc<Mapped>> = None;
     let mut indicators = 0u64;
     while let Some(message) = input.blocking_recv() {
         match message {
             SinkMessage::Record(record) => {
-                sink.write(&record)?;
-                indicators += u64::from(matches!(*record, Mapped::Indicator(_)));
+                let Some(view) = selector.view(&record) else {
+                    continue;
+                };
+                let news = Selector::carries_news(&view);
+                if !begun {
+                    if !news {
+                        context = Some(view);
+                        continue;
+                    }
+                    sink.begin(&preamble_objects)?;
+                    begun = true;
+                    if let Some(context) = context.take() {
+                        sink.write(&context)?;
+                    }
+                }
+                sink.write(&view)?;
+                let counted = news || selector.delivery == Delivery::Snapshot;
+                indicators += u64::from(counted && matches!(*view, Mapped::Indicator(_)));
             }
-            SinkMessage::Commit => return Ok((sink.finish()?, indicators)),
+            SinkMessage::Commit => {
+                if !begun {
+                    sink.begin(&[])?;
+                }
+                crash_point("sinks-written");
+                let delta = position.stateful.then_some(selector.counts);
+                return Ok((sink.finish()?, indicators, delta));
+            }
         }
     }
     // Dropping the sink discards its temporary files.

@@ -29,6 +29,9 @@ pub struct Summary {
     /// Why the source stopped before the end, when it did (the run then fails).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_error: Option<String>,
+    /// With `--state`: what the run did to the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateSummary>,
     pub sinks: Vec<SinkSummary>,
     pub rejected_records: Vec<Rejection>,
     pub skipped_records: Vec<Rejection>,
@@ -49,6 +52,24 @@ pub struct SinkSummary {
     pub files: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// With `--state`: the objects sent (new, changed, revoked) and those the sink already held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<crate::state::delivery::DeltaCounts>,
+}
+
+/// The state store's part of a run (`--state`).
+#[derive(Debug, Serialize)]
+pub struct StateSummary {
+    pub file: String,
+    pub run: u32,
+    /// Object versions: new to the store, changed, unchanged, revoked in this run.
+    #[serde(flatten)]
+    pub versions: crate::state::VersionCounts,
+    /// Why revocation was held back (a filter, a rejected record, a failed source), if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation_held: Option<String>,
+    /// `--full`: every sink was sent the current state.
+    pub full: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

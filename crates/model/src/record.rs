@@ -52,6 +52,38 @@ pub struct Rejection {
 pub struct Emitted {
     pub object: EncodedObject,
     pub first: bool,
+    /// Where this version of the object stands in the state store (`--state`); all zero without
+    /// one, when every run delivers everything.
+    pub version: Version,
+}
+
+/// The runs of the state store that made an object's current version and its first one. A sink
+/// that has acknowledged run `n` already holds every version with `run <= n`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Version {
+    /// The run that produced this version (its content hash, `created` and `modified`).
+    pub run: u32,
+    /// The run that first produced the object: tells a sink's new object from a changed one.
+    pub origin: u32,
+}
+
+/// A revoked object: the last version of something the source no longer lists, re-issued with
+/// `revoked: true` and a later `modified` (reference `stix-taxii.md` §3.5).
+#[derive(Clone, Debug)]
+pub struct Revocation {
+    pub object: Emitted,
+    /// For an `indicates` relationship: the profile membership it ended, for the sinks that speak
+    /// in indicators rather than STIX (MISP marks the attribute deleted, CSV writes a revoke row).
+    pub membership: Option<Membership>,
+}
+
+/// An indicator's place in one profile, as the state store remembers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub profile_id: String,
+    pub indicator_stix_id: String,
+    pub observable_type: ObservableType,
+    pub value: String,
 }
 
 /// A mapped profile: its SDOs, locations, sectors, relationships and note.
@@ -149,6 +181,8 @@ pub struct MappedIndicator {
 pub enum Mapped {
     Profile(MappedProfile),
     Indicator(MappedIndicator),
+    /// Sent at the end of a run with a state store, after the source's records.
+    Revoked(Revocation),
 }
 
 impl Mapped {
@@ -156,6 +190,15 @@ impl Mapped {
         match self {
             Mapped::Profile(p) => &p.objects,
             Mapped::Indicator(i) => &i.objects,
+            Mapped::Revoked(r) => std::slice::from_ref(&r.object),
+        }
+    }
+
+    pub fn objects_mut(&mut self) -> &mut [Emitted] {
+        match self {
+            Mapped::Profile(p) => &mut p.objects,
+            Mapped::Indicator(i) => &mut i.objects,
+            Mapped::Revoked(r) => std::slice::from_mut(&mut r.object),
         }
     }
 }

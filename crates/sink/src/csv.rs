@@ -231,7 +231,13 @@ impl Sink for CsvSink {
                 self.rows += 1;
                 Ok(())
             }
+            // A snapshot lists what is current; a revoked indicator is simply absent.
+            Mapped::Revoked(_) => Ok(()),
         }
+    }
+
+    fn delivery(&self) -> crate::Delivery {
+        crate::Delivery::Snapshot
     }
 
     fn finish(self: Box<Self>) -> Result<SinkReport, SinkError> {

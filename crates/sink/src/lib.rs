@@ -38,6 +38,17 @@ pub struct SinkReport {
     pub failures: Vec<String>,
 }
 
+/// How a sink takes a run with a state store (`--state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Only the object versions it has not acknowledged, and revocations (STIX files, NDJSON,
+    /// TAXII, CSV in delta mode).
+    Changes,
+    /// Every current record, and revocations, because its output is built from the whole state
+    /// (MISP events, CSV snapshots); unchanged records still carry no news in their `first` flags.
+    Snapshot,
+}
+
 /// A destination for the mapped stream. Calls come in order: `begin`, `write` for each record,
 /// then `finish`, which commits. Dropping a sink without `finish` discards its partial output.
 pub trait Sink: Send {
@@ -45,4 +56,9 @@ pub trait Sink: Send {
     fn begin(&mut self, preamble: &[EncodedObject]) -> Result<(), SinkError>;
     fn write(&mut self, record: &Mapped) -> Result<(), SinkError>;
     fn finish(self: Box<Self>) -> Result<SinkReport, SinkError>;
+
+    /// What this sink receives in a run with a state store.
+    fn delivery(&self) -> Delivery {
+        Delivery::Changes
+    }
 }

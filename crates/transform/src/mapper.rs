@@ -12,7 +12,7 @@ use ctiport_model::host::HostFacts;
 
 use ctiport_model::graph::{IntelProfile, ProfileIndicator};
 use ctiport_model::record::{
-    Emitted, Mapped, MappedIndicator, MappedProfile, RecordKind, Rejection, SourceRecord,
+    Emitted, Mapped, MappedIndicator, MappedProfile, RecordKind, Rejection, SourceRecord, Version,
 };
 use ctiport_model::selection::Filtered;
 use ctiport_model::stix::{EncodedObject, StixObject};
@@ -132,6 +132,7 @@ impl Mapper {
             .map(|object| Emitted {
                 first: self.first_time(object),
                 object: EncodedObject::encode(object),
+                version: Version::default(),
             })
             .collect();
         Outcome::Mapped(Mapped::Profile(MappedProfile {
@@ -238,6 +239,7 @@ impl Mapper {
                 objects.push(Emitted {
                     object: EncodedObject::encode(&object),
                     first,
+                    version: Version::default(),
                 });
             }
         }
@@ -255,11 +257,13 @@ impl Mapper {
             Emitted {
                 object: EncodedObject::encode(&indicator_stix),
                 first,
+                version: Version::default(),
             },
         );
         objects.push(Emitted {
             object: EncodedObject::encode(&relationship),
             first: new_relationship,
+            version: Version::default(),
         });
         let confidence = facts.confidence(&self.ctx);
         Outcome::Mapped(Mapped::Indicator(MappedIndicator {

@@ -104,7 +104,7 @@ pub fn merge(
         mapping,
         mut sinks,
         summary,
-        state: _,
+        state,
         logging,
     } = config;
 
@@ -149,6 +149,7 @@ pub fn merge(
     fill!(export, mapping.mappings_dir.map(Some), "mappings", "--mappings", "mapping.mappings_dir" => args.mappings);
 
     fill!(export, summary.map(Some), "summary", "--summary", "summary" => args.summary);
+    fill!(export, state.map(Some), "state", "--state", "state" => args.state);
     fill!(matches, logging.format, "log_format", "--log-format", "logging.format" => *log_format);
     fill!(matches, logging.level, "log_level", "--log-level", "logging.level" => *log_level);
     fill!(export, logging.progress.map(|p| !p), "no_progress", "--no-progress", "logging.progress" => args.no_progress);

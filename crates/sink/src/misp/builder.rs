@@ -87,6 +87,8 @@ impl EventBuilder {
         match record {
             Mapped::Profile(profile) => self.open_profile(profile, &mut completed)?,
             Mapped::Indicator(indicator) => self.add_indicator(indicator, &mut completed)?,
+            // Events are built from the current state; a revocation names nothing to add.
+            Mapped::Revoked(_) => {}
         }
         Ok(completed)
     }

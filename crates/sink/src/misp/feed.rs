@@ -135,6 +135,10 @@ impl Sink for MispFeedSink {
         Ok(())
     }
 
+    fn delivery(&self) -> crate::Delivery {
+        crate::Delivery::Snapshot
+    }
+
     fn finish(mut self: Box<Self>) -> Result<SinkReport, SinkError> {
         if let Some(built) = self.builder.finish()? {
             self.write_event(&built.event)?;

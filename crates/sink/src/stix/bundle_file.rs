@@ -1,5 +1,6 @@
 //! One bundle file written as a stream: `{"type":"bundle","id":…,"objects":[` … `]}`.
-//! Bundles are transient envelopes, so each gets a fresh UUIDv4 id.
+//! Bundles are transient envelopes, so each gets a fresh UUIDv4 id. A bundle with no objects (an
+//! incremental run with nothing new) has no `objects` property: STIX 2.1 forbids an empty list.
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +22,7 @@ impl BundleFile {
     pub fn create(path: &Path) -> Result<Self, SinkError> {
         let mut file = AtomicFile::create(path)?;
         let opening = format!(
-            "{{\"type\":\"bundle\",\"id\":\"bundle--{}\",\"objects\":[\n",
+            "{{\"type\":\"bundle\",\"id\":\"bundle--{}\"",
             uuid::Uuid::new_v4()
         );
         file.write_all(opening.as_bytes())?;
@@ -33,9 +34,12 @@ impl BundleFile {
     }
 
     pub fn push(&mut self, object: &EncodedObject) -> Result<(), SinkError> {
-        if self.objects > 0 {
-            self.file.write_all(b",\n")?;
-        }
+        let separator: &[u8] = if self.objects > 0 {
+            b",\n"
+        } else {
+            b",\"objects\":[\n"
+        };
+        self.file.write_all(separator)?;
         self.file.write_all(object.json.as_bytes())?;
         self.objects += 1;
         self.bytes += encoded_size(object);
@@ -51,7 +55,8 @@ impl BundleFile {
     }
 
     pub fn commit(mut self) -> Result<PathBuf, SinkError> {
-        self.file.write_all(b"\n]}\n")?;
+        let closing: &[u8] = if self.objects > 0 { b"\n]}\n" } else { b"}\n" };
+        self.file.write_all(closing)?;
         self.file.commit()
     }
 }

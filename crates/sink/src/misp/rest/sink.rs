@@ -370,6 +370,10 @@ impl Sink for MispRestSink {
         Ok(())
     }
 
+    fn delivery(&self) -> crate::Delivery {
+        crate::Delivery::Snapshot
+    }
+
     fn finish(mut self: Box<Self>) -> Result<SinkReport, SinkError> {
         if let Some(built) = self.builder.finish()? {
             self.push(built)?;

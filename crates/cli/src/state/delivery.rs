@@ -1,0 +1,222 @@
+//! What one sink receives of the mapped stream, given what it has acknowledged.
+//!
+//! A sink that takes changes (STIX files, NDJSON, TAXII, CSV in delta mode) receives each object
+//! whose version it does not hold yet: the whole stream for a sink never acknowledged, the
+//! versions made since its last acknowledged run for the others, and the revocations among them.
+//! A sink that takes a snapshot (MISP, CSV snapshot) builds its output from the whole current
+//! state, so it receives every record; the counts still say what is new to it.
+
+use std::sync::Arc;
+
+use ctiport_model::record::{Emitted, Mapped};
+use ctiport_sink::Delivery;
+
+/// What a sink has and wants.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Position {
+    /// Without a state store every run delivers everything.
+    pub stateful: bool,
+    /// The last run the sink acknowledged; `None` for a sink the store has never seen, which gets
+    /// the full current state (and no revocations of what it never had).
+    pub acked: Option<u32>,
+    /// `--full`: the current state again, whatever the sink acknowledged.
+    pub full: bool,
+}
+
+impl Position {
+    fn wants(&self, emitted: &Emitted, revocation: bool) -> bool {
+        if !self.stateful {
+            return true;
+        }
+        match self.acked {
+            None => !revocation,
+            Some(acked) => emitted.version.run > acked || (self.full && !revocation),
+        }
+    }
+
+    /// Whether the sink held an earlier version of an object it wants.
+    fn had_before(&self, emitted: &Emitted) -> bool {
+        self.acked
+            .is_some_and(|acked| emitted.version.origin <= acked)
+    }
+}
+
+/// What a run delivered to one sink, counted in distinct objects.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeltaCounts {
+    /// Objects the sink never had.
+    pub new: u64,
+    /// Later versions of objects the sink had.
+    pub changed: u64,
+    pub revoked: u64,
+    /// Objects the sink already held in this version, and so was not sent.
+    pub unchanged: u64,
+}
+
+/// Decides, record by record, what one sink receives.
+pub struct Selector {
+    pub position: Position,
+    pub delivery: Delivery,
+    pub counts: DeltaCounts,
+}
+
+impl Selector {
+    /// The record as this sink should see it, or `None` when it has nothing for the sink. In the
+    /// view, `first` marks the objects to write.
+    pub fn view(&mut self, record: &Arc<Mapped>) -> Option<Arc<Mapped>> {
+        let revocation = matches!(**record, Mapped::Revoked(_));
+        let wanted: Vec<bool> = record
+            .objects()
+            .iter()
+            .map(|emitted| {
+                let wanted = emitted.first && self.position.wants(emitted, revocation);
+                if emitted.first {
+                    self.count(emitted, wanted, revocation);
+                }
+                wanted
+            })
+            .collect();
+        if self.delivery == Delivery::Snapshot {
+            return Some(record.clone());
+        }
+        let any = wanted.iter().any(|w| *w);
+        if !any && !matches!(**record, Mapped::Profile(_)) {
+            return None;
+        }
+        let unchanged = record
+            .objects()
+            .iter()
+            .zip(&wanted)
+            .all(|(emitted, wanted)| emitted.first == *wanted);
+        if unchanged {
+            return Some(record.clone());
+        }
+        let mut view = (**record).clone();
+        for (emitted, wanted) in view.objects_mut().iter_mut().zip(wanted) {
+            emitted.first = wanted;
+        }
+        Some(Arc::new(view))
+    }
+
+    /// Whether a record holds anything this sink is to write (a profile record may come only as
+    /// context for the indicators after it).
+    pub fn carries_news(view: &Mapped) -> bool {
+        view.objects().iter().any(|e| e.first)
+    }
+
+    /// The preamble objects this sink wants, counted like the rest.
+    pub fn preamble_news(&mut self, preamble: &[Emitted]) -> bool {
+        let mut any = false;
+        for emitted in preamble {
+            let wanted = self.position.wants(emitted, false);
+            self.count(emitted, wanted, false);
+            any |= wanted;
+        }
+        any
+    }
+
+    fn count(&mut self, emitted: &Emitted, wanted: bool, revocation: bool) {
+        let counter = match (wanted, revocation) {
+            (false, _) => &mut self.counts.unchanged,
+            (true, true) => &mut self.counts.revoked,
+            (true, false) if self.position.stateful && self.position.had_before(emitted) => {
+                &mut self.counts.changed
+            }
+            (true, false) => &mut self.counts.new,
+        };
+        *counter += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ctiport_model::record::{Revocation, Version};
+    use ctiport_model::stix::EncodedObject;
+
+    fn emitted(id: &str, run: u32, origin: u32, first: bool) -> Emitted {
+        Emitted {
+            object: EncodedObject {
+                id: id.into(),
+                object_type: id.split("--").next().unwrap().into(),
+                json: format!(r#"{{"id":"{id}"}}"#).into(),
+                references: Vec::new().into(),
+            },
+            first,
+            version: Version { run, origin },
+        }
+    }
+
+    fn revocation(run: u32) -> Arc<Mapped> {
+        Arc::new(Mapped::Revoked(Revocation {
+            object: emitted("relationship--r", run, 1, true),
+            membership: None,
+        }))
+    }
+
+    fn selector(acked: Option<u32>, full: bool) -> Selector {
+        Selector {
+            position: Position {
+                stateful: true,
+                acked,
+                full,
+            },
+            delivery: Delivery::Changes,
+            counts: DeltaCounts::default(),
+        }
+    }
+
+    #[test]
+    fn a_sink_gets_what_it_has_not_acknowledged() {
+        let mut lagging = selector(Some(1), false);
+        let mut current = selector(Some(3), false);
+        let profile = Arc::new(Mapped::Revoked(Revocation {
+            object: emitted("indicator--a", 2, 1, true),
+            membership: None,
+        }));
+        assert!(lagging.view(&profile).is_some());
+        assert!(current.view(&profile).is_none());
+        assert_eq!(lagging.counts.revoked, 1);
+        assert_eq!(current.counts.unchanged, 1);
+    }
+
+    #[test]
+    fn a_new_sink_gets_the_current_state_without_revocations() {
+        let mut new = selector(None, false);
+        assert!(new.view(&revocation(5)).is_none());
+        assert!(new.preamble_news(&[emitted("identity--p", 1, 1, true)]));
+        assert_eq!(new.counts.new, 1);
+    }
+
+    #[test]
+    fn full_resends_current_objects_and_only_pending_revocations() {
+        let mut full = selector(Some(4), true);
+        assert!(full.preamble_news(&[emitted("identity--p", 1, 1, true)]));
+        assert!(full.view(&revocation(3)).is_none());
+        assert!(full.view(&revocation(5)).is_some());
+        assert_eq!(full.counts.changed, 1);
+    }
+
+    #[test]
+    fn repeats_within_a_run_are_neither_written_nor_counted() {
+        let mut sink = selector(Some(1), false);
+        let record = Arc::new(Mapped::Revoked(Revocation {
+            object: emitted("indicator--a", 2, 2, false),
+            membership: None,
+        }));
+        assert!(sink.view(&record).is_none());
+        assert_eq!(sink.counts, DeltaCounts::default());
+    }
+
+    #[test]
+    fn without_state_everything_goes() {
+        let mut sink = Selector {
+            position: Position::default(),
+            delivery: Delivery::Changes,
+            counts: DeltaCounts::default(),
+        };
+        let record = revocation(0);
+        assert!(Arc::ptr_eq(&sink.view(&record).unwrap(), &record));
+        assert_eq!(sink.counts.revoked, 1);
+    }
+}

@@ -1,0 +1,446 @@
+//! Gives every mapped object its version from the state store (reference `stix-taxii.md` §3.5):
+//! unchanged content keeps its `created` and `modified`; changed content keeps its id and
+//! `created` and gets a strictly later `modified`; what the source stopped listing is revoked.
+//!
+//! Versions are dated from the source, never the clock: a new version's `modified` is the later of
+//! the source's date and one millisecond after the stored version. The same source and the same
+//! store therefore give the same bytes, so a run killed and repeated sends exactly what an
+//! uninterrupted run sends, and anything sent twice is an exact duplicate.
+
+use std::sync::Arc;
+
+use ctiport_model::record::{
+    Emitted, Mapped, Membership, ObservableType, RecordKind, Revocation, Version,
+};
+use ctiport_model::stix::EncodedObject;
+use sha2::{Digest as _, Sha256};
+
+use super::restamp::{self, Stamp};
+use super::store::{Row, Store};
+
+/// What the versioner did in this run, for the summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct VersionCounts {
+    /// Objects the store had never seen.
+    pub new: u64,
+    /// Objects whose content changed: same id and `created`, later `modified`.
+    pub changed: u64,
+    pub unchanged: u64,
+    /// Objects revoked in this run because the source no longer lists them.
+    pub revoked: u64,
+}
+
+/// Which revocations a run may make: a run that did not look at everything must not revoke what
+/// it did not see.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Coverage {
+    /// `--source`, `--artifact-type`, `--seen-since` or `--min-reputation`: a profile's listing
+    /// is incomplete, so nothing is revoked.
+    pub indicators_filtered: bool,
+    /// `--kind` or `--profile`: profiles not listed may still exist.
+    pub profiles_selected: bool,
+}
+
+/// Why revocation was held back in a run, for the summary; `None` when it ran in full.
+pub type Held = Option<String>;
+
+struct OpenProfile {
+    id: String,
+    /// A record of this profile's listing was rejected: its listing is incomplete.
+    incomplete: bool,
+}
+
+pub struct Versioner {
+    store: Store,
+    run: u32,
+    coverage: Coverage,
+    open: Option<OpenProfile>,
+    /// A profile, line or file was rejected: some profile may be missing from the listing.
+    listing_incomplete: bool,
+    held: Vec<String>,
+    /// Profiles whose listing had an unreadable line, so that nothing of them was revoked.
+    incomplete_profiles: u64,
+    pub counts: VersionCounts,
+}
+
+/// Profiles named in the log when their listing was incomplete (all are counted).
+const NAMED_PROFILES: u64 = 20;
+
+fn digest(json: &str) -> Vec<u8> {
+    Sha256::digest(json.as_bytes())[..16].to_vec()
+}
+
+/// Objects that belong to one profile's listing (revoked when it stops listing them); locations,
+/// sector identities and the producer are shared, and indicators go when no profile lists them.
+fn owned_by_profile(object_type: &str) -> bool {
+    !matches!(object_type, "location" | "identity" | "marking-definition")
+        && !is_observable(object_type)
+        && object_type != "indicator"
+}
+
+/// SCOs have no versions: an id names one value for ever.
+fn is_observable(object_type: &str) -> bool {
+    matches!(
+        object_type,
+        "domain-name"
+            | "ipv4-addr"
+            | "ipv6-addr"
+            | "url"
+            | "email-addr"
+            | "file"
+            | "x509-certificate"
+            | "autonomous-system"
+    )
+}
+
+impl Versioner {
+    pub fn new(store: Store, run: u32, coverage: Coverage) -> Self {
+        Versioner {
+            store,
+            run,
+            coverage,
+            open: None,
+            listing_incomplete: false,
+            held: Vec::new(),
+            incomplete_profiles: 0,
+            counts: VersionCounts::default(),
+        }
+    }
+
+    pub fn run(&self) -> u32 {
+        self.run
+    }
+
+    /// The last run `sink` acknowledged.
+    pub fn acked_run(&self, sink: &str) -> Result<Option<u32>, String> {
+        self.store.acked_run(sink)
+    }
+
+    /// [`super::crash_point`] after committing what is pending, so that the crash leaves part of
+    /// the run's versions in the store.
+    pub fn crash_point_committed(&mut self, point: &str) {
+        if super::crash_requested(point) {
+            let _ = self.store.commit();
+            super::crash_point(point);
+        }
+    }
+
+    /// Versions the objects every output starts with.
+    pub fn version_preamble(
+        &mut self,
+        preamble: Vec<EncodedObject>,
+    ) -> Result<Vec<Emitted>, String> {
+        preamble
+            .into_iter()
+            .map(|object| {
+                let mut emitted = Emitted {
+                    object,
+                    first: true,
+                    version: Version::default(),
+                };
+                self.version_object(&mut emitted, None)?;
+                Ok(emitted)
+            })
+            .collect()
+    }
+
+    /// Versions one mapped record in place.
+    pub fn version(&mut self, mapped: &mut Mapped) -> Result<(), String> {
+        match mapped {
+            Mapped::Profile(profile) => {
+                self.close_profile()?;
+                self.open = Some(OpenProfile {
+                    id: profile.profile_id.clone(),
+                    incomplete: false,
+                });
+                let owner = profile.profile_id.clone();
+                for emitted in &mut profile.objects {
+                    let owner = owned_by_profile(&emitted.object.object_type).then_some(&*owner);
+                    self.version_object(emitted, owner)?;
+                }
+            }
+            Mapped::Indicator(indicator) => {
+                for emitted in &mut indicator.objects {
+                    let is_relationship = &*emitted.object.object_type == "relationship";
+                    let owner = is_relationship.then_some(indicator.profile_id.as_str());
+                    if self.version_object(emitted, owner)? && is_relationship {
+                        self.store.remember_membership(
+                            &emitted.object.id,
+                            &indicator.profile_id,
+                            &indicator.stix_id,
+                            indicator.observable_type.as_str(),
+                            &indicator.value,
+                        )?;
+                    }
+                }
+            }
+            Mapped::Revoked(_) => {}
+        }
+        self.store.maybe_commit()
+    }
+
+    /// A record the run could not map. An indicator record was read, and its value is not a
+    /// usable indicator any more: what it was before is revoked like anything no longer listed.
+    /// A profile, or a line or file that could not be read at all, may have been anything: the
+    /// listing around it is incomplete, and nothing it might have held is revoked.
+    pub fn rejected(&mut self, kind: RecordKind) -> Result<(), String> {
+        match kind {
+            RecordKind::Indicator => {}
+            RecordKind::Profile => {
+                // A profile record ends the listing of the one before it.
+                self.close_profile()?;
+                self.listing_incomplete = true;
+            }
+            RecordKind::Line | RecordKind::File => {
+                if let Some(open) = &mut self.open {
+                    open.incomplete = true;
+                }
+                self.listing_incomplete = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Versions one object; true when this run stored a new version (or the first one).
+    fn version_object(
+        &mut self,
+        emitted: &mut Emitted,
+        owner: Option<&str>,
+    ) -> Result<bool, String> {
+        let id = emitted.object.id.clone();
+        let mapped_json = emitted.object.json.clone();
+        let hash = digest(&mapped_json);
+        let dated = !is_observable(&emitted.object.object_type);
+        let counted = emitted.first;
+        let (json, version) = match self.store.lookup(&id)? {
+            Some(stored) if stored.hash == hash && !stored.revoked => {
+                if stored.seen_run != self.run {
+                    self.store.touch(&id, self.run)?;
+                }
+                if counted {
+                    self.counts.unchanged += 1;
+                }
+                emitted.version = Version {
+                    run: stored.version_run,
+                    origin: stored.origin_run,
+                };
+                // The emitted version differs from the mapping's (a later `modified`): reuse it.
+                if let (true, Some(json)) = (stored.restamped, stored.json) {
+                    emitted.object.json = json.into();
+                }
+                return Ok(false);
+            }
+            Some(stored) => {
+                // Changed, or listed again after a revocation: a later version of the same object.
+                let json = match (dated, stored.json.as_deref()) {
+                    (true, Some(previous)) => Some(self.next_version(&mapped_json, previous)?),
+                    _ => None,
+                };
+                if counted {
+                    self.counts.changed += 1;
+                }
+                let version = Version {
+                    run: self.run,
+                    origin: stored.origin_run,
+                };
+                (json, version)
+            }
+            None => {
+                if counted {
+                    self.counts.new += 1;
+                }
+                let version = Version {
+                    run: self.run,
+                    origin: self.run,
+                };
+                (None, version)
+            }
+        };
+        let restamped = json.as_deref().is_some_and(|json| json != &*mapped_json);
+        if let Some(json) = json {
+            emitted.object.json = Arc::from(json);
+        }
+        emitted.version = version;
+        self.store.put(
+            &Row {
+                id: &id,
+                hash: &hash,
+                revoked: false,
+                version_run: version.run,
+                origin_run: version.origin,
+                owner,
+                restamped,
+                json: dated.then_some(&*emitted.object.json),
+            },
+            self.run,
+        )?;
+        Ok(true)
+    }
+
+    /// The mapped object as the version after `previous`.
+    fn next_version(&self, mapped: &str, previous: &str) -> Result<String, String> {
+        let now = restamp::read(mapped)?;
+        let before = restamp::read(previous)?;
+        let modified = match (now.modified, before.modified) {
+            (Some(now), Some(before)) => Some(now.max(before.next_millisecond())),
+            (now, _) => now,
+        };
+        let stamp = Stamp {
+            created: before.created.or(now.created),
+            modified,
+            revoked: false,
+        };
+        if stamp == now {
+            return Ok(mapped.to_owned());
+        }
+        restamp::apply(mapped, &stamp)
+    }
+
+    /// Revokes the stored version `json` of `id`.
+    fn revoke(&mut self, id: &str, json: &str) -> Result<(), String> {
+        let before = restamp::read(json)?;
+        let stamp = Stamp {
+            created: before.created,
+            modified: before.modified.map(|m| m.next_millisecond()),
+            revoked: true,
+        };
+        let revoked = restamp::apply(json, &stamp)?;
+        self.store.revoke(id, &revoked, self.run)?;
+        self.counts.revoked += 1;
+        Ok(())
+    }
+
+    /// The open profile's listing is complete: what it listed before and no longer does is
+    /// revoked.
+    fn close_profile(&mut self) -> Result<(), String> {
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
+        if self.coverage.indicators_filtered {
+            return Ok(());
+        }
+        if open.incomplete {
+            self.incomplete_profiles += 1;
+            if self.incomplete_profiles <= NAMED_PROFILES {
+                tracing::warn!(profile = %open.id, "a line of this profile's listing could not be read, so nothing of it was revoked");
+            }
+            return Ok(());
+        }
+        for (id, json) in self.store.stale_owned(Some(&open.id), self.run)? {
+            self.revoke(&id, &json)?;
+        }
+        Ok(())
+    }
+
+    /// The source finished. With a complete listing, profiles it no longer lists and indicators
+    /// no profile lists any more are revoked; returns why any revocation was held back.
+    pub fn finish(&mut self, source_complete: bool) -> Result<Held, String> {
+        if !source_complete {
+            self.open = None;
+            self.store.commit()?;
+            return Ok(Some(
+                "the source failed, so nothing was revoked for profiles it had not finished".into(),
+            ));
+        }
+        self.close_profile()?;
+        if self.incomplete_profiles > 0 {
+            self.held.push(format!(
+                "{} profile(s) had an unreadable line in their listing, so nothing of them was revoked",
+                self.incomplete_profiles
+            ));
+        }
+        if self.coverage.indicators_filtered {
+            self.held.push(
+                "indicator filters narrow every profile's listing, so nothing was revoked".into(),
+            );
+        } else {
+            if self.coverage.profiles_selected {
+                self.held.push(
+                    "--kind/--profile select profiles, so unlisted profiles were not revoked"
+                        .into(),
+                );
+            } else if self.listing_incomplete {
+                self.held.push(
+                    "a profile record was rejected, so unlisted profiles were not revoked".into(),
+                );
+            } else {
+                for (id, json) in self.store.stale_owned(None, self.run)? {
+                    self.revoke(&id, &json)?;
+                }
+            }
+            for (id, json) in self.store.orphaned_indicators(self.run)? {
+                self.revoke(&id, &json)?;
+            }
+        }
+        self.store.commit()?;
+        Ok((!self.held.is_empty()).then(|| self.held.join("; ")))
+    }
+
+    /// Revocations made after run `after` (this run's and those a lagging sink has not
+    /// acknowledged), one record each.
+    pub fn revocations_after(
+        &self,
+        after: u32,
+        mut each: impl FnMut(Mapped) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.store.revocations_after(after, |revocable| {
+            let membership = revocable.membership.and_then(
+                |(profile_id, indicator_stix_id, observable_type, value)| {
+                    Some(Membership {
+                        profile_id,
+                        indicator_stix_id,
+                        observable_type: ObservableType::parse(&observable_type)?,
+                        value,
+                    })
+                },
+            );
+            let object_type = revocable
+                .id
+                .split("--")
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            each(Mapped::Revoked(Revocation {
+                object: Emitted {
+                    object: EncodedObject {
+                        references: references(&revocable.json).into(),
+                        id: revocable.id.into(),
+                        object_type: object_type.into(),
+                        json: revocable.json.into(),
+                    },
+                    first: true,
+                    version: Version {
+                        run: revocable.version_run,
+                        origin: revocable.origin_run,
+                    },
+                },
+                membership,
+            }))
+        })
+    }
+
+    pub fn into_store(self) -> Store {
+        self.store
+    }
+}
+
+/// The ids a stored object refers to (its `*_ref` and `*_refs` properties), which a chunked
+/// writer needs to place it.
+fn references(json: &str) -> Vec<String> {
+    let Ok(serde_json::Value::Object(properties)) = serde_json::from_str(json) else {
+        return Vec::new();
+    };
+    let mut ids = Vec::new();
+    for (name, value) in properties {
+        match value {
+            serde_json::Value::String(id) if name.ends_with("_ref") => ids.push(id),
+            serde_json::Value::Array(items) if name.ends_with("_refs") => ids.extend(
+                items
+                    .into_iter()
+                    .filter_map(|item| item.as_str().map(str::to_owned)),
+            ),
+            _ => {}
+        }
+    }
+    ids
+}

@@ -14,11 +14,12 @@ import signal
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 import check_stix
-from e2e_util import EXIT_FAILED, EXIT_PARTIAL, SAMPLES, canonical, load_json, run_ctiport
+from e2e_util import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, SAMPLES, canonical, load_json, run_ctiport
 from medallion_server import PASSWORD, USER, post_count, read_all, start_medallion
 
 # Versioned objects; SCOs have no versions, locations and sector identities are shared.
@@ -317,3 +318,105 @@ def test_a_second_run_on_a_state_file_in_use_stops_with_a_clear_error(tmp_path):
                    summary=tmp_path / "s2.json", expect=EXIT_FAILED)
         db.rollback()
     assert any("in use by another ctiport run" in line for line in r.stderr_lines), r.describe()
+
+
+def remove_profile(dump: Path, index: int) -> dict:
+    """The profile leaves the listing, and its indicators with it (as in a live listing; a dump
+    with an indicators file of an unlisted profile is inconsistent and holds revocation back)."""
+    profiles_path = dump / "intelProfiles.json"
+    profiles = load_json(profiles_path)
+    profile = profiles["value"].pop(index)
+    profiles_path.write_text(json.dumps(profiles), encoding="utf-8")
+    for path in (dump / "indicators").glob(quote(profile["id"], safe="") + ".*"):
+        path.rename(dump / path.name)
+    return profile
+
+
+def test_a_vanished_profile_is_revoked_with_what_only_it_listed_and_comes_back_as_a_new_version(
+        tmp_path):
+    dump = clean_dump(tmp_path)
+    state = tmp_path / "state.db"
+    sink = "stix:%s" % (tmp_path / "b.json")
+    before = stateless(dump, tmp_path / "before")
+    export(dump, sink, state=state, summary=tmp_path / "s1.json")
+    first = {o["id"]: o for o in bundle_objects(tmp_path / "b.json")}
+    original = (dump / "intelProfiles.json").read_text(encoding="utf-8")
+
+    gone = remove_profile(dump, 1)
+    indicators_file = next(dump.glob(quote(gone["id"], safe="") + ".*"))
+    after = stateless(dump, tmp_path / "after")
+    gone_ids = {i for i in set(before) - set(after) if before[i]["type"] in REVOCABLE_TYPES}
+    assert any(before[i]["type"] == "threat-actor" for i in gone_ids), gone["id"]
+    assert any(before[i]["type"] == "indicator" for i in gone_ids), "no indicator only it listed"
+    export(dump, sink, state=state, summary=tmp_path / "s2.json")
+    revoked = {o["id"]: o for o in bundle_objects(tmp_path / "b.json") if o.get("revoked")}
+    assert set(revoked) == gone_ids, (sorted(set(revoked) ^ gone_ids)[:10])
+    for i, obj in revoked.items():
+        assert obj["modified"] > first[i]["modified"] and obj["created"] == first[i]["created"]
+    assert load_json(tmp_path / "s2.json")["state"].get("revocation_held") is None
+
+    # Listed again: the same ids, not revoked, each a version later than its revocation.
+    (dump / "intelProfiles.json").write_text(original, encoding="utf-8")
+    indicators_file.rename(dump / "indicators" / indicators_file.name)
+    export(dump, sink, state=state, summary=tmp_path / "s3.json")
+    back = {o["id"]: o for o in bundle_objects(tmp_path / "b.json")}
+    for i in gone_ids:
+        assert i in back and not back[i].get("revoked"), i
+        assert back[i]["modified"] > revoked[i]["modified"], i
+        assert without_version(back[i]) == without_version(first[i]), i
+
+
+def test_a_filtered_run_revokes_nothing_it_did_not_look_at(tmp_path):
+    dump = clean_dump(tmp_path)
+    state = tmp_path / "state.db"
+    sink = "stix:%s" % (tmp_path / "b.json")
+    export(dump, sink, state=state, summary=tmp_path / "s1.json")
+    first = {o["id"]: o for o in bundle_objects(tmp_path / "b.json")}
+    gone = remove_profile(dump, 1)
+    actor_ids = {i for i, o in first.items() if o["type"] == "threat-actor"}
+    doc_path = indicator_files(dump)[0]
+    doc = load_json(doc_path)
+    doc["value"].pop(0)
+    doc_path.write_text(json.dumps(doc), encoding="utf-8")
+
+    # An indicator filter narrows every listing: nothing at all is revoked. A profile selection
+    # lists the selected profiles completely: their departed indicators go, unlisted profiles
+    # (the removed actor among them) stay.
+    for flags, held in ((["--source", "microsoft"], "indicator filters"),
+                        (["--kind", "tool"], "unlisted profiles were not revoked")):
+        r = export(dump, sink, state=state, summary=tmp_path / "s.json", extra=flags, expect=None)
+        assert r.returncode in (EXIT_OK, EXIT_PARTIAL), r.describe()
+        summary = load_json(tmp_path / "s.json")
+        assert held in summary["state"]["revocation_held"], summary["state"]
+        revoked = [o for o in bundle_objects(tmp_path / "b.json") if o.get("revoked")]
+        if "--source" in flags:
+            assert revoked == [], [o["id"] for o in revoked]
+        else:
+            assert revoked, "the indicator that left the tool profile was not revoked"
+            assert not [o for o in revoked if o["id"] in actor_ids], gone["id"]
+
+
+def test_a_filtered_run_after_a_killed_one_keeps_the_sink_position(tmp_path):
+    dump = clean_dump(tmp_path)
+    state = tmp_path / "state.db"
+    sink = "stix:%s" % (tmp_path / "b.json")
+    export(dump, sink, state=state, summary=tmp_path / "s1.json")
+    first = {o["id"]: o for o in bundle_objects(tmp_path / "b.json")}
+    edit_dump(dump)
+    after = stateless(dump, tmp_path / "after")
+    # Killed after the mapping stored part of the new versions, before any sink committed.
+    killed = export(dump, sink, state=state, summary=tmp_path / "s2.json", expect=None,
+                    env_extra={"CTIPORT_TEST_CRASH_AT": "mapping"})
+    assert killed.returncode == -signal.SIGKILL, killed.describe()
+    # A run of one kind does not carry the other kind's new versions: not acknowledged.
+    r = export(dump, sink, state=state, summary=tmp_path / "s3.json", extra=["--kind", "tool"],
+               expect=None)
+    assert r.returncode in (EXIT_OK, EXIT_PARTIAL), r.describe()
+    assert load_json(tmp_path / "s3.json")["sinks"][0]["acknowledged"] is False
+    # The next complete run sends every change since run 1: nothing was lost on the way.
+    export(dump, sink, state=state, summary=tmp_path / "s4.json")
+    assert load_json(tmp_path / "s4.json")["sinks"][0]["acknowledged"] is True
+    got = {o["id"]: o for o in bundle_objects(tmp_path / "b.json")}
+    for i, obj in after.items():
+        if i not in first or without_version(first[i]) != without_version(obj):
+            assert i in got and without_version(got[i]) == without_version(obj), i

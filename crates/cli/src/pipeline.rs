@@ -94,7 +94,7 @@ impl Export {
                 .collect(),
         }
         .into();
-        let mut positions = Vec::new();
+        let mut positions: Vec<Position> = Vec::new();
         for (name, _) in &sinks {
             let acked = match &versioner {
                 Some(versioner) => versioner
@@ -110,6 +110,7 @@ impl Export {
         }
         // Revocations go to the sinks that acknowledged an earlier run; a new sink has none.
         let revocations_after = positions.iter().filter_map(|p| p.acked).min();
+        let acked_before: Vec<Option<u32>> = positions.iter().map(|p| p.acked).collect();
 
         let (record_tx, mut record_rx) = mpsc::channel::<SourceRecord>(RECORD_CHANNEL);
         let source_task = tokio::spawn(source.run(record_tx));
@@ -216,6 +217,7 @@ impl Export {
                         files: vec![captured.path.display().to_string()],
                         error: None,
                         delta: None,
+                        acknowledged: None,
                     });
                 }
             }
@@ -225,12 +227,12 @@ impl Export {
             }
         }
         drop(sink_inputs);
-        let mut acknowledged = Vec::new();
-        for (name, task) in sink_tasks {
+        let mut delivered = Vec::new();
+        for ((name, task), acked_before) in sink_tasks.into_iter().zip(acked_before) {
             let result = task.await.context("a sink thread panicked")?;
             let sink_summary = summarize_sink(name, result);
             if sink_summary.status == SinkStatus::Ok && source_result.is_ok() {
-                acknowledged.push(sink_summary.sink.clone());
+                delivered.push((summary.sinks.len(), acked_before));
             }
             summary.sinks.push(sink_summary);
         }
@@ -248,10 +250,28 @@ impl Export {
             });
             let mut store = versioner.into_store();
             let now = Timestamp::now().to_string();
-            for sink in &acknowledged {
-                store
-                    .acknowledge(sink, run, &now)
-                    .map_err(|e| anyhow!("state store: recording what {sink} received: {e}"))?;
+            for (index, acked_before) in delivered {
+                let sink = &mut summary.sinks[index];
+                // A run that did not list everything (filters, held revocations) may not have
+                // carried versions an earlier, interrupted run made: the sink then keeps its
+                // position and gets them again, unchanged, rather than miss them.
+                let unlisted = store
+                    .unlisted_versions(acked_before, run)
+                    .map_err(|e| anyhow!("state store: {e}"))?;
+                if unlisted > 0 {
+                    tracing::warn!(
+                        sink = %sink.sink,
+                        "{}: {unlisted} object version(s) it lacks were not in this run's listing; \
+                         its position stays, and they are sent again once listed",
+                        sink.sink
+                    );
+                    sink.acknowledged = Some(false);
+                    continue;
+                }
+                store.acknowledge(&sink.sink, run, &now).map_err(|e| {
+                    anyhow!("state store: recording what {} received: {e}", sink.sink)
+                })?;
+                sink.acknowledged = Some(true);
             }
             let status = if source_result.is_ok() {
                 "finished"
@@ -308,6 +328,11 @@ fn finish_versions(
     }
 }
 
+/// Before the store records it, a sink with a state store has not acknowledged the run.
+fn delta_known(delta: &Option<DeltaCounts>) -> Option<bool> {
+    delta.as_ref().map(|_| false)
+}
+
 /// One sink's line of the summary.
 fn summarize_sink(
     name: String,
@@ -315,6 +340,7 @@ fn summarize_sink(
 ) -> SinkSummary {
     match result {
         Ok((report, indicators, delta)) if report.failed > 0 => {
+            let acknowledged = delta_known(&delta);
             // Delivered in part: `objects` says what arrived, the error what did not.
             let error = not_delivered(&report);
             tracing::error!(sink = %name, "sink failed: {error}");
@@ -327,9 +353,11 @@ fn summarize_sink(
                 files: report.files,
                 error: Some(error),
                 delta,
+                acknowledged,
             }
         }
         Ok((report, indicators, delta)) => SinkSummary {
+            acknowledged: delta_known(&delta),
             sink: name,
             indicators,
             objects: report.objects,
@@ -350,6 +378,7 @@ fn summarize_sink(
                 files: Vec::new(),
                 error: Some(error.to_string()),
                 delta: None,
+                acknowledged: None,
             }
         }
     }

@@ -55,6 +55,10 @@ pub struct SinkSummary {
     /// With `--state`: the objects sent (new, changed, revoked) and those the sink already held.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delta: Option<crate::state::delivery::DeltaCounts>,
+    /// With `--state`: whether the store recorded that the sink holds this run's state (a
+    /// failed sink, or one that missed versions this run did not list, gets them next time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<bool>,
 }
 
 /// The state store's part of a run (`--state`).

@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS sinks(
 /// killed run loses little work.
 const WRITES_PER_TRANSACTION: usize = 5_000;
 
+/// Objects read per query while revoking, so that a vanished profile of any size costs bounded
+/// memory.
+const REVOCATION_BATCH: u32 = 1_000;
+
 /// The stored version of one object.
 #[derive(Clone, Debug)]
 pub struct Stored {
@@ -319,7 +323,8 @@ impl Store {
         Ok(())
     }
 
-    /// Current objects of `owner` (every profile's, when `None`) not listed since before `run`.
+    /// Up to `REVOCATION_BATCH` current objects of `owner` (every profile's, when `None`) not
+    /// listed since before `run`. Revoking them removes them from the next batch.
     pub fn stale_owned(
         &self,
         owner: Option<&str>,
@@ -331,16 +336,19 @@ impl Store {
                 "SELECT id, json FROM objects
                  WHERE owner IS NOT NULL AND (?1 IS NULL OR owner = ?1) AND seen_run < ?2
                    AND revoked = 0 AND json IS NOT NULL
-                 ORDER BY id",
+                 ORDER BY id LIMIT ?3",
             )
             .map_err(sql_error)?;
         let rows = statement
-            .query_map(params![owner, run], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map(params![owner, run, REVOCATION_BATCH], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .map_err(sql_error)?;
         rows.collect::<Result<_, _>>().map_err(sql_error)
     }
 
-    /// Current indicators not listed in `run` that no current `indicates` ties to a profile.
+    /// Up to `REVOCATION_BATCH` current indicators not listed in `run` that no current
+    /// `indicates` ties to a profile.
     pub fn orphaned_indicators(&self, run: u32) -> Result<Vec<(String, String)>, String> {
         let mut statement = self
             .conn
@@ -351,13 +359,31 @@ impl Store {
                    AND NOT EXISTS (
                      SELECT 1 FROM memberships m JOIN objects r ON r.id = m.relationship_id
                      WHERE m.indicator_id = o.id AND r.revoked = 0)
-                 ORDER BY o.id",
+                 ORDER BY o.id LIMIT ?2",
             )
             .map_err(sql_error)?;
         let rows = statement
-            .query_map([run], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map(params![run, REVOCATION_BATCH], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .map_err(sql_error)?;
         rows.collect::<Result<_, _>>().map_err(sql_error)
+    }
+
+    /// Current versions made after run `after` that run `run` did not list: a sink that
+    /// acknowledged `after` and received `run`'s stream still lacks them (a filtered run, or one
+    /// that held revocation back, after a run that was killed or failed).
+    pub fn unlisted_versions(&self, after: Option<u32>, run: u32) -> Result<u64, String> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM objects
+                 WHERE version_run > ?1 AND seen_run < ?2 AND revoked = 0
+                   AND (owner IS NOT NULL OR id LIKE 'indicator--%')",
+                params![after.unwrap_or(0), run],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|count| count.unsigned_abs())
+            .map_err(sql_error)
     }
 
     /// Marks an object revoked, with the revoked version as emitted.

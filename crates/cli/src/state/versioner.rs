@@ -310,6 +310,23 @@ impl Versioner {
         Ok(())
     }
 
+    /// Revokes what `batch` finds, batch after batch, until it finds nothing.
+    fn revoke_all(
+        &mut self,
+        batch: impl Fn(&Store, u32) -> Result<Vec<(String, String)>, String>,
+    ) -> Result<(), String> {
+        loop {
+            let found = batch(&self.store, self.run)?;
+            if found.is_empty() {
+                return Ok(());
+            }
+            for (id, json) in found {
+                self.revoke(&id, &json)?;
+            }
+            self.store.maybe_commit()?;
+        }
+    }
+
     /// The open profile's listing is complete: what it listed before and no longer does is
     /// revoked.
     fn close_profile(&mut self) -> Result<(), String> {
@@ -326,10 +343,7 @@ impl Versioner {
             }
             return Ok(());
         }
-        for (id, json) in self.store.stale_owned(Some(&open.id), self.run)? {
-            self.revoke(&id, &json)?;
-        }
-        Ok(())
+        self.revoke_all(|store, run| store.stale_owned(Some(&open.id), run))
     }
 
     /// The source finished. With a complete listing, profiles it no longer lists and indicators
@@ -364,13 +378,9 @@ impl Versioner {
                     "a profile record was rejected, so unlisted profiles were not revoked".into(),
                 );
             } else {
-                for (id, json) in self.store.stale_owned(None, self.run)? {
-                    self.revoke(&id, &json)?;
-                }
+                self.revoke_all(|store, run| store.stale_owned(None, run))?;
             }
-            for (id, json) in self.store.orphaned_indicators(self.run)? {
-                self.revoke(&id, &json)?;
-            }
+            self.revoke_all(|store, run| store.orphaned_indicators(run))?;
         }
         self.store.commit()?;
         Ok((!self.held.is_empty()).then(|| self.held.join("; ")))

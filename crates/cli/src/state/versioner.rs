@@ -454,3 +454,87 @@ fn references(json: &str) -> Vec<String> {
     }
     ids
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ctiport_model::timestamp::Timestamp;
+    use proptest::prelude::*;
+
+    const ID: &str = "note--4b6b6a1c-6f0e-5d3c-9a55-3f3c4c9f8f10";
+
+    fn note(content: &str, modified: Timestamp) -> EncodedObject {
+        let json = serde_json::json!({
+            "type": "note", "spec_version": "2.1", "id": ID,
+            "created": "2020-01-01T00:00:00.000Z", "modified": modified,
+            "content": content,
+        });
+        EncodedObject {
+            id: ID.into(),
+            object_type: "note".into(),
+            json: json.to_string().into(),
+            references: Vec::new().into(),
+        }
+    }
+
+    /// One run of the store over one object; returns the emitted version.
+    fn run_once(path: &std::path::Path, object: EncodedObject) -> Emitted {
+        let mut store = Store::open(path).unwrap();
+        let run = store.begin_run("2026-01-01T00:00:00.000Z").unwrap();
+        let mut versioner = Versioner::new(store, run, Coverage::default());
+        let emitted = versioner.version_preamble(vec![object]).unwrap().remove(0);
+        versioner.finish(true).unwrap();
+        emitted
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        /// Whatever the sequence of contents and source dates: `created` never moves, the same
+        /// content comes back byte for byte with its version, and any change gets a strictly
+        /// later `modified` than the version before it.
+        #[test]
+        fn versions_only_move_forward(steps in prop::collection::vec((0u8..3, -5i64..5), 1..8)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("state.db");
+            let base = Timestamp::parse("2024-01-01T00:00:00Z").unwrap();
+            let mut previous: Option<(u8, i64, Emitted)> = None;
+            for (content, offset) in steps {
+                let source_date = Timestamp::new(
+                    base.as_datetime() + chrono::TimeDelta::seconds(offset),
+                );
+                let emitted = run_once(&path, note(&format!("text {content}"), source_date));
+                let stamp = restamp::read(&emitted.object.json).unwrap();
+                prop_assert_eq!(
+                    stamp.created,
+                    Timestamp::parse("2020-01-01T00:00:00Z")
+                );
+                if let Some((last_content, last_offset, last)) = &previous {
+                    let before = restamp::read(&last.object.json).unwrap();
+                    if (*last_content, *last_offset) == (content, offset) {
+                        prop_assert_eq!(&emitted.object.json, &last.object.json);
+                        prop_assert_eq!(emitted.version, last.version);
+                    } else {
+                        prop_assert!(stamp.modified > before.modified);
+                        prop_assert!(emitted.version.run > last.version.run);
+                        prop_assert!(stamp.modified >= Some(source_date));
+                    }
+                }
+                previous = Some((content, offset, emitted));
+            }
+        }
+    }
+
+    #[test]
+    fn a_store_of_another_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        drop(Store::open(&path).unwrap());
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .execute("UPDATE meta SET value = '99' WHERE key = 'schema'", [])
+            .unwrap();
+        drop(connection);
+        let error = Store::open(&path).err().unwrap();
+        assert!(error.contains("schema 99"), "{error}");
+    }
+}

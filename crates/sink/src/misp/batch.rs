@@ -174,12 +174,12 @@ impl Batch {
                 Attribute {
                     uuid: super::uuid::attribute_uuid(event, misp_type, &pending.candidate.value)
                         .to_string(),
-                    misp_type,
+                    misp_type: misp_type.to_owned(),
                     category: pending.candidate.category,
                     to_ids: pending.candidate.to_ids,
                     comment: comment(&pending.occurrences, &pending.candidate.notes),
                     value: pending.candidate.value,
-                    distribution: DISTRIBUTION_INHERIT,
+                    distribution: DISTRIBUTION_INHERIT.to_owned(),
                     timestamp: timestamp.to_string(),
                     first_seen: first_seen.map(iso_micro),
                     last_seen: last_seen.map(iso_micro),

@@ -105,6 +105,22 @@ impl EventBuilder {
             .map(|(id, memo)| (id.as_str(), memo.next_part - 1))
     }
 
+    /// Extension event `part` of a profile seen in this export, without any attribute: the
+    /// header of an extension event that this export no longer fills (the profile shrank), so
+    /// that an earlier copy of it can be retracted. `None` for an unknown profile or part 1.
+    pub fn empty_part(&self, profile_id: &str, part: u32) -> Option<Event> {
+        let memo = self.profiles.get(profile_id)?;
+        if part < 2 {
+            return None;
+        }
+        let date = memo
+            .date
+            .clone()
+            .or_else(|| memo.first_active.map(date))
+            .unwrap_or_else(|| EPOCH_DATE.to_owned());
+        Some(header(&self.options, memo, profile_id, part, date))
+    }
+
     fn open_profile(
         &mut self,
         profile: &MappedProfile,
@@ -219,7 +235,9 @@ impl EventBuilder {
             .batch
             .into_attributes(building.uuid, first_active.unwrap_or(0));
         // The event's timestamp comes from the source's dates, never the clock: re-exporting the
-        // same input gives the same timestamp, and a newer sighting gives a newer one.
+        // same input gives the same timestamp, and a newer sighting gives a newer one. A change
+        // that moves no date is dated against the copy it replaces by each sink (the feed's
+        // previous file: `merge`; the instance's copy: `rest::upsert`).
         let timestamp = if building.part == 1 {
             newest.max(first_active.unwrap_or(0))
         } else {
@@ -230,36 +248,58 @@ impl EventBuilder {
                 uuid: report_uuid(building.uuid).to_string(),
                 name: report::name(&memo.title),
                 content: report::content(profile, &memo.title),
-                distribution: DISTRIBUTION_INHERIT,
+                distribution: DISTRIBUTION_INHERIT.to_owned(),
                 timestamp: timestamp.to_string(),
                 deleted: false,
             }],
             None => Vec::new(),
         };
         let event = Event {
-            uuid: building.uuid.to_string(),
-            info: info(&memo.kind, &memo.title, building.part),
-            date,
-            threat_level_id: THREAT_LEVEL_UNDEFINED.to_string(),
-            analysis: ANALYSIS_COMPLETED.to_string(),
-            distribution: self.options.distribution.level().to_string(),
-            published: false,
             timestamp: timestamp.to_string(),
-            publish_timestamp: "0".into(),
-            extends_uuid: if building.part > 1 {
-                event_uuid(&building.profile_id, 1).to_string()
-            } else {
-                String::new()
-            },
-            orgc: OrgRef::from(&self.options.org),
-            tags: memo.tags.clone(),
             attributes,
             reports,
+            ..header(
+                &self.options,
+                memo,
+                &building.profile_id,
+                building.part,
+                date,
+            )
         };
         Ok(Some(BuiltEvent {
             event,
             profile_id: building.profile_id,
             part: building.part,
         }))
+    }
+}
+
+/// Event `part` of a profile, without attributes, report or timestamp.
+fn header(
+    options: &MispOptions,
+    memo: &ProfileMemo,
+    profile_id: &str,
+    part: u32,
+    date: String,
+) -> Event {
+    Event {
+        uuid: event_uuid(profile_id, part).to_string(),
+        info: info(&memo.kind, &memo.title, part),
+        date,
+        threat_level_id: THREAT_LEVEL_UNDEFINED.to_string(),
+        analysis: ANALYSIS_COMPLETED.to_string(),
+        distribution: options.distribution.level().to_string(),
+        published: false,
+        timestamp: "0".into(),
+        publish_timestamp: "0".into(),
+        extends_uuid: if part > 1 {
+            event_uuid(profile_id, 1).to_string()
+        } else {
+            String::new()
+        },
+        orgc: OrgRef::from(&options.org),
+        tags: memo.tags.clone(),
+        attributes: Vec::new(),
+        reports: Vec::new(),
     }
 }

@@ -5,7 +5,7 @@
 //! fields as strings, booleans as booleans, lower-case uuids. Serialization order is the order of
 //! the fields below, so the same event always gives the same bytes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::config::{MispOptions, Organisation};
 use super::text::single_line;
@@ -28,7 +28,14 @@ pub struct EventDocument<'a> {
     pub event: &'a Event,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// `{"Event": {…}}` read back (the feed's previous event file).
+#[derive(Deserialize)]
+pub struct OwnedEventDocument {
+    #[serde(rename = "Event")]
+    pub event: Event,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub uuid: String,
     pub info: String,
@@ -46,11 +53,11 @@ pub struct Event {
     pub tags: Vec<Tag>,
     #[serde(rename = "Attribute")]
     pub attributes: Vec<Attribute>,
-    #[serde(rename = "EventReport", skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "EventReport", default, skip_serializing_if = "Vec::is_empty")]
     pub reports: Vec<EventReport>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgRef {
     pub name: String,
     pub uuid: String,
@@ -65,39 +72,39 @@ impl From<&Organisation> for OrgRef {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tag {
     pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub colour: Option<&'static str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colour: Option<String>,
     pub local: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attribute {
     pub uuid: String,
     #[serde(rename = "type")]
-    pub misp_type: &'static str,
+    pub misp_type: String,
     pub category: String,
     pub value: String,
     pub to_ids: bool,
     pub comment: String,
-    pub distribution: &'static str,
+    pub distribution: String,
     pub timestamp: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<String>,
     pub disable_correlation: bool,
     pub deleted: bool,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventReport {
     pub uuid: String,
     pub name: String,
     pub content: String,
-    pub distribution: &'static str,
+    pub distribution: String,
     pub timestamp: String,
     pub deleted: bool,
 }
@@ -143,7 +150,7 @@ pub fn tlp_tag(level: &str) -> Tag {
     };
     Tag {
         name: format!("tlp:{level}"),
-        colour,
+        colour: colour.map(str::to_owned),
         local: false,
     }
 }
@@ -199,7 +206,7 @@ mod tests {
     #[test]
     fn tags_use_misp_spellings() {
         assert_eq!(tlp_tag("amber+strict").name, "tlp:amber+strict");
-        assert_eq!(tlp_tag("clear").colour, Some("#ffffff"));
+        assert_eq!(tlp_tag("clear").colour.as_deref(), Some("#ffffff"));
         assert_eq!(
             galaxy_tag(&ProfileKind::Actor, "APT28").map(|t| t.name),
             Some("misp-galaxy:threat-actor=\"APT28\"".into())

@@ -12,8 +12,15 @@
 //! attribute limit, never by the size of the export.
 //!
 //! Files are staged in a hidden directory and moved into place when the run completes (events,
-//! then `hashes.csv`, then `manifest.json`); a failed run leaves the feed as it was. Event files
-//! of an earlier export that this one no longer lists are removed.
+//! then `hashes.csv`, then `manifest.json`); a failed run leaves the feed as it was.
+//!
+//! The feed is its own memory of what a pulling MISP instance already holds: before an event file
+//! is replaced, the previous one is read (one at a time) and the new event is dated against it
+//! ([`merge`]): attributes the profile no longer lists stay in the file with `"deleted": true`,
+//! and whatever changed gets newer timestamps, event included, so MISP takes the change; an
+//! unchanged event is written byte for byte as before. An extension event that a shrunk profile
+//! no longer fills is kept, all its attributes deleted. Other event files of an earlier export
+//! that this one no longer lists (profiles no longer exported) are removed.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -26,7 +33,8 @@ use uuid::Uuid;
 
 use super::builder::EventBuilder;
 use super::config::MispOptions;
-use super::event::{Event, EventDocument, ManifestEntry};
+use super::event::{Event, EventDocument, ManifestEntry, OwnedEventDocument};
+use super::merge::merge;
 use crate::atomic::io_error;
 use crate::io_adapter::{AtomicWriter, csv_error};
 use crate::{Sink, SinkError, SinkReport};
@@ -68,7 +76,16 @@ impl MispFeedSink {
         })
     }
 
-    fn write_event(&mut self, event: &Event) -> Result<(), SinkError> {
+    /// Writes `built` in place of the event's previous file, if any, dated against it.
+    fn write_event(&mut self, built: Event) -> Result<(), SinkError> {
+        let event = match previous_event(&self.directory, &built.uuid) {
+            Some(previous) => merge(&previous, built),
+            None => built,
+        };
+        self.write_file(&event)
+    }
+
+    fn write_file(&mut self, event: &Event) -> Result<(), SinkError> {
         let name = format!("{}.json", event.uuid);
         let path = self.staging.join(&name);
         let mut file = AtomicWriter::create(&path)?;
@@ -78,17 +95,43 @@ impl MispFeedSink {
         file.commit()?;
         if let Some(hashes) = self.hashes.as_mut() {
             let hashes_path = self.staging.join(HASHES);
-            for attribute in &event.attributes {
+            // MISP's correlation cache: what the event holds, not what it retracts.
+            for attribute in event.attributes.iter().filter(|a| !a.deleted) {
                 let digest = format!("{:x}", Md5::digest(attribute.value.as_bytes()));
                 hashes
                     .write_record([digest.as_str(), event.uuid.as_str()])
                     .map_err(|e| csv_error(&hashes_path, e))?;
             }
         }
-        self.attributes += event.attributes.len() as u64;
+        self.attributes += event.attributes.iter().filter(|a| !a.deleted).count() as u64;
         self.manifest
             .insert(event.uuid.clone(), ManifestEntry::of(event));
         self.staged_events.push(name);
+        Ok(())
+    }
+
+    /// Extension events beyond a profile's last part that an earlier, larger export wrote: their
+    /// attributes left the profile, so each is written again with all of them deleted.
+    fn retire_stale_extensions(&mut self) -> Result<(), SinkError> {
+        let mut profiles: Vec<(String, u32)> = self
+            .builder
+            .parts()
+            .map(|(id, parts)| (id.to_owned(), parts))
+            .collect();
+        profiles.sort();
+        for (profile_id, parts) in profiles {
+            for part in parts + 1.. {
+                let Some(empty) = self.builder.empty_part(&profile_id, part) else {
+                    break;
+                };
+                if !event_path(&self.directory, &empty.uuid).exists() {
+                    break;
+                }
+                if let Some(previous) = previous_event(&self.directory, &empty.uuid) {
+                    self.write_file(&merge(&previous, empty))?;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -130,7 +173,7 @@ impl Sink for MispFeedSink {
 
     fn write(&mut self, record: &Mapped) -> Result<(), SinkError> {
         for built in self.builder.add(record)? {
-            self.write_event(&built.event)?;
+            self.write_event(built.event)?;
         }
         Ok(())
     }
@@ -141,8 +184,9 @@ impl Sink for MispFeedSink {
 
     fn finish(mut self: Box<Self>) -> Result<SinkReport, SinkError> {
         if let Some(built) = self.builder.finish()? {
-            self.write_event(&built.event)?;
+            self.write_event(built.event)?;
         }
+        self.retire_stale_extensions()?;
         let files = self.commit_staged()?;
         self.committed = true;
         let _ = fs::remove_dir_all(&self.staging);
@@ -158,6 +202,46 @@ impl Drop for MispFeedSink {
     fn drop(&mut self) {
         if !self.committed {
             let _ = fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+fn event_path(directory: &Path, uuid: &str) -> PathBuf {
+    directory.join(format!("{uuid}.json"))
+}
+
+/// The event's file in the feed as the previous export left it: `None` when there is none, or
+/// when it cannot be read as an event of that uuid (a warning names it; the event is then written
+/// as if new).
+fn previous_event(directory: &Path, uuid: &str) -> Option<Event> {
+    let path = event_path(directory, uuid);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(
+                "MISP feed: cannot read the previous event file {}: {e}; treated as absent",
+                path.display()
+            );
+            return None;
+        }
+    };
+    match serde_json::from_slice::<OwnedEventDocument>(&bytes) {
+        Ok(document) if document.event.uuid == uuid => Some(document.event),
+        Ok(document) => {
+            tracing::warn!(
+                "MISP feed: the previous event file {} holds event {}; treated as absent",
+                path.display(),
+                document.event.uuid
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(
+                "MISP feed: cannot parse the previous event file {}: {e}; treated as absent",
+                path.display()
+            );
+            None
         }
     }
 }
@@ -361,13 +445,154 @@ mod tests {
         let before: Vec<(String, Vec<u8>)> = snapshot(dir.path());
         run(dir.path(), &records, 3);
         assert_eq!(before, snapshot(dir.path()));
-        // A smaller re-export removes the extension events it no longer lists.
+        // A smaller re-export keeps the extension events it no longer fills, every attribute
+        // deleted, so that a MISP instance that pulled them retracts them.
+        let previous_part_2 = read(dir.path().join(format!("{}.json", event_uuid("big", 2))));
         run(dir.path(), &records[..3], 3);
-        assert_eq!(
-            read(dir.path().join(MANIFEST)).as_object().unwrap().len(),
-            1
+        let manifest = read(dir.path().join(MANIFEST));
+        assert_eq!(manifest.as_object().unwrap().len(), 3);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 5);
+        for part in 2..=3 {
+            let uuid = event_uuid("big", part).to_string();
+            let event = read(dir.path().join(format!("{uuid}.json")));
+            let event = &event["Event"];
+            let attributes = event["Attribute"].as_array().unwrap();
+            assert_eq!(attributes.len(), if part == 2 { 3 } else { 1 });
+            assert!(attributes.iter().all(|a| a["deleted"] == true));
+            assert!(
+                attributes
+                    .iter()
+                    .all(|a| a["timestamp"] == event["timestamp"])
+            );
+            assert_eq!(
+                seconds(&manifest[&uuid]["timestamp"]),
+                seconds(&event["timestamp"])
+            );
+            assert_eq!(event["extends_uuid"], main.as_str());
+        }
+        let part_2 = read(dir.path().join(format!("{}.json", event_uuid("big", 2))));
+        assert!(
+            seconds(&part_2["Event"]["timestamp"])
+                > seconds(&previous_part_2["Event"]["timestamp"])
+        );
+        let event = read(dir.path().join(format!("{main}.json")));
+        let deleted: Vec<bool> = event["Event"]["Attribute"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["deleted"].as_bool().unwrap())
+            .collect();
+        assert_eq!(deleted, [false, false, true]);
+        let hashes = fs::read_to_string(dir.path().join(HASHES)).unwrap();
+        assert_eq!(hashes.lines().count(), 2);
+        // Again: the same bytes.
+        let before = snapshot(dir.path());
+        let report = run(dir.path(), &records[..3], 3);
+        assert_eq!(report.objects, 2);
+        assert_eq!(before, snapshot(dir.path()));
+        // A profile that is no longer exported at all: its event files are removed.
+        run(
+            dir.path(),
+            &[profile("other", "Other", ProfileKind::Tool)],
+            3,
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
+    }
+
+    fn profile_with_summary(id: &str, title: &str, summary: &str) -> Mapped {
+        let Mapped::Profile(mut mapped) = profile(id, title, ProfileKind::Actor) else {
+            unreachable!()
+        };
+        let mut graph = (*mapped.profile).clone();
+        graph.summary = Some(ctiport_model::graph::FormattedContent {
+            content: summary.into(),
+            format: "text".into(),
+        });
+        mapped.profile = Arc::new(graph);
+        Mapped::Profile(mapped)
+    }
+
+    fn seconds(value: &Value) -> u64 {
+        match value {
+            Value::String(s) => s.parse().unwrap(),
+            other => other.as_u64().unwrap(),
+        }
+    }
+
+    #[test]
+    fn removals_and_rewordings_reach_a_pulling_misp() {
+        let dir = tempfile::tempdir().unwrap();
+        let uuid = event_uuid("actor-1", 1).to_string();
+        let path = dir.path().join(format!("{uuid}.json"));
+        let first = vec![
+            profile_with_summary("actor-1", "Aqua Blizzard", "First wording."),
+            indicator("actor-1", "i1", ObservableType::Ipv4, "198.51.100.7"),
+            indicator("actor-1", "i2", ObservableType::Domain, "evil.example"),
+        ];
+        assert_eq!(run(dir.path(), &first, 100).objects, 2);
+        let before = read(path.clone());
+        let before_manifest = read(dir.path().join(MANIFEST));
+        let second = vec![
+            profile_with_summary("actor-1", "Aqua Blizzard", "Second wording."),
+            first[1].clone(),
+        ];
+        assert_eq!(run(dir.path(), &second, 100).objects, 1);
+        let after = read(path.clone());
+        let (old, new) = (&before["Event"], &after["Event"]);
+        assert!(seconds(&new["timestamp"]) > seconds(&old["timestamp"]));
+        assert_eq!(
+            seconds(&read(dir.path().join(MANIFEST))[&uuid]["timestamp"]),
+            seconds(&new["timestamp"])
+        );
+        assert!(seconds(&before_manifest[&uuid]["timestamp"]) < seconds(&new["timestamp"]));
+        let [kept, removed] = new["Attribute"].as_array().unwrap().as_slice() else {
+            panic!("{new}")
+        };
+        assert_eq!(kept, &old["Attribute"][0]);
+        assert_eq!(removed["value"], "evil.example");
+        assert_eq!(removed["uuid"], old["Attribute"][1]["uuid"]);
+        assert_eq!(removed["comment"], old["Attribute"][1]["comment"]);
+        assert_eq!(removed["deleted"], true);
+        assert!(seconds(&removed["timestamp"]) > seconds(&old["Attribute"][1]["timestamp"]));
+        assert!(seconds(&removed["timestamp"]) >= seconds(&new["timestamp"]));
+        let report = &new["EventReport"][0];
+        assert!(
+            report["content"]
+                .as_str()
+                .unwrap()
+                .contains("Second wording.")
+        );
+        assert!(seconds(&report["timestamp"]) > seconds(&old["EventReport"][0]["timestamp"]));
+        let hashes = fs::read_to_string(dir.path().join(HASHES)).unwrap();
+        assert_eq!(hashes.lines().count(), 1);
+        assert!(!hashes.contains(&format!("{:x}", Md5::digest(b"evil.example"))));
+        // The same input again: the same bytes.
+        let files = snapshot(dir.path());
+        run(dir.path(), &second, 100);
+        assert_eq!(files, snapshot(dir.path()));
+    }
+
+    #[test]
+    fn an_unreadable_previous_event_file_is_treated_as_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = vec![
+            profile("actor-1", "Aqua Blizzard", ProfileKind::Actor),
+            indicator("actor-1", "i1", ObservableType::Ipv4, "198.51.100.7"),
+        ];
+        run(dir.path(), &records, 100);
+        let expected = snapshot(dir.path());
+        let path = dir
+            .path()
+            .join(format!("{}.json", event_uuid("actor-1", 1)));
+        for garbage in [
+            &b"{\"Event\": {\"uuid\": "[..],
+            b"[]",
+            b"{\"Event\": {\"uuid\": \"someone-else\"}}",
+        ] {
+            fs::write(&path, garbage).unwrap();
+            run(dir.path(), &records, 100);
+            assert_eq!(expected, snapshot(dir.path()));
+        }
     }
 
     fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {

@@ -11,6 +11,7 @@
 //! * [`event`]: the MISP core format documents and manifest entries; [`report`]: the EventReport;
 //! * [`batch`]: an event's attributes (merging what MISP would collapse);
 //! * [`builder`]: the mapped stream → finished events (one per profile, split when large);
+//! * [`merge`]: a feed event against the file it replaces (changes and removals MISP takes);
 //! * [`feed`]: the sink that writes the feed (`--to misp-feed:`);
 //! * [`rest`]: the sink that pushes events to a MISP instance (`--to misp:`).
 //!
@@ -23,6 +24,7 @@ pub mod config;
 pub mod event;
 pub mod feed;
 pub mod mapping;
+pub mod merge;
 pub mod normalize;
 pub mod report;
 pub mod rest;

@@ -319,7 +319,7 @@ pub fn edit_body(
 fn tag_change(tag: &Tag) -> TagChange<'_> {
     TagChange {
         name: &tag.name,
-        colour: tag.colour,
+        colour: tag.colour.as_deref(),
         local: tag.local,
         deleted: false,
     }
@@ -506,12 +506,12 @@ mod tests {
                 "00000000-0000-5000-8000-{:012}",
                 u64::from(n) + 1000 * kind as u64
             ),
-            misp_type,
+            misp_type: misp_type.into(),
             category: "Network activity".into(),
             value: format!("v{n}.example"),
             to_ids: true,
             comment: comment.into(),
-            distribution: DISTRIBUTION_INHERIT,
+            distribution: DISTRIBUTION_INHERIT.into(),
             timestamp: timestamp.to_string(),
             first_seen: Some("2024-01-02T03:04:05.000000+00:00".into()),
             last_seen: None,
@@ -546,7 +546,7 @@ mod tests {
                 uuid: "33333333-3333-5333-8333-333333333333".into(),
                 name: "X (MDTI intel profile)".into(),
                 content: report.into(),
-                distribution: DISTRIBUTION_INHERIT,
+                distribution: DISTRIBUTION_INHERIT.into(),
                 timestamp: timestamp.to_string(),
                 deleted: false,
             }],
@@ -556,12 +556,12 @@ mod tests {
     fn stored_attribute(a: &Attribute) -> StoredAttribute {
         StoredAttribute {
             uuid: a.uuid.clone(),
-            misp_type: a.misp_type.into(),
+            misp_type: a.misp_type.clone(),
             category: a.category.clone(),
             value: a.value.clone(),
             to_ids: a.to_ids,
             comment: a.comment.clone(),
-            distribution: a.distribution.into(),
+            distribution: a.distribution.clone(),
             timestamp: seconds(&a.timestamp),
             first_seen: a.first_seen.clone(),
             last_seen: a.last_seen.clone(),

@@ -157,8 +157,6 @@ taxii_password = "${{CFG_TAXII_PW}}"
      "sinks[0].max_bundle_objects: applies to stix:<dir>/ sinks only"),
     (lambda t: t + '\n[source.graph]\nclient_secret = "%s"\n' % SECRET,
      "source.graph.client_secret: a secret is never written in the file"),
-    (lambda t: t.replace('# state = "state/ctiport.db"', 'state = "state/ctiport.db"'),
-     "state: the state store is not implemented yet"),
 ])
 def test_a_mistake_in_the_file_is_a_usage_error_naming_the_key(tmp_path, edit, expected):
     out = tmp_path / "out"

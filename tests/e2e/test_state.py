@@ -270,7 +270,8 @@ def test_a_failed_taxii_sink_gets_its_backlog_and_the_file_sink_is_not_resent(tm
 def store_dump(state: Path) -> list:
     """The store's object versions, without run bookkeeping."""
     with closing(sqlite3.connect(state)) as db:
-        return db.execute("SELECT id, hex(hash), revoked, json FROM objects ORDER BY id").fetchall()
+        return db.execute("SELECT o.id, hex(o.hash), o.revoked, v.json FROM objects o"
+                          " LEFT JOIN versions v ON v.id = o.id ORDER BY o.id").fetchall()
 
 
 @pytest.mark.parametrize("point", ["mapping", "sinks-written", "before-ack"])

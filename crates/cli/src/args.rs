@@ -194,6 +194,12 @@ pub struct ExportArgs {
     #[arg(long, value_name = "LIST")]
     pub csv_columns: Option<String>,
 
+    /// What `csv:` sinks hold: snapshot (every current indicator) or delta (with --state, only
+    /// what changed since the sink's last run, each row led by an `action` column: new, changed
+    /// or revoked; without --state every row is new).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "snapshot")]
+    pub csv_mode: crate::sink_options::CsvModeArg,
+
     /// Never draw a progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,

@@ -26,7 +26,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::args::{ActorAsArg, KindArg, LogFormat, LogLevel, SourceArg, TlpArg};
-use crate::sink_options::MispDistributionArg;
+use crate::sink_options::{CsvModeArg, MispDistributionArg};
 
 pub use merge::{FromFile, apply};
 
@@ -132,6 +132,8 @@ pub struct SinkConfig {
     #[serde(deserialize_with = "csv_columns")]
     pub csv_columns: Option<Vec<Column>>,
     #[serde(deserialize_with = "value_enum")]
+    pub csv_mode: Option<CsvModeArg>,
+    #[serde(deserialize_with = "value_enum")]
     pub misp_distribution: Option<MispDistributionArg>,
     pub misp_org_name: Option<String>,
     pub misp_org_uuid: Option<String>,
@@ -149,7 +151,7 @@ pub struct SinkConfig {
 
 impl SinkConfig {
     /// The option keys this sink sets, each with whether the sink kind takes it.
-    fn keys(&self) -> [(&'static str, bool, &'static [SinkKind]); 15] {
+    fn keys(&self) -> [(&'static str, bool, &'static [SinkKind]); 16] {
         use SinkKind::*;
         [
             (
@@ -163,6 +165,7 @@ impl SinkConfig {
                 &[StixDir],
             ),
             ("csv_columns", self.csv_columns.is_some(), &[Csv]),
+            ("csv_mode", self.csv_mode.is_some(), &[Csv]),
             (
                 "misp_distribution",
                 self.misp_distribution.is_some(),

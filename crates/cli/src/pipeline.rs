@@ -248,26 +248,32 @@ impl Export {
                 revocation_held: held,
                 full,
             });
-            let mut store = versioner.into_store();
             let now = Timestamp::now().to_string();
+            let mut acknowledge = Vec::new();
             for (index, acked_before) in delivered {
                 let sink = &mut summary.sinks[index];
                 // A run that did not list everything (filters, held revocations) may not have
                 // carried versions an earlier, interrupted run made: the sink then keeps its
                 // position and gets them again, unchanged, rather than miss them.
-                let unlisted = store
-                    .unlisted_versions(acked_before, run)
+                let may_lack = versioner
+                    .may_lack_versions(acked_before)
                     .map_err(|e| anyhow!("state store: {e}"))?;
-                if unlisted > 0 {
+                if may_lack {
                     tracing::warn!(
                         sink = %sink.sink,
-                        "{}: {unlisted} object version(s) it lacks were not in this run's listing; \
-                         its position stays, and they are sent again once listed",
+                        "{}: versions made by an interrupted run may not be in this run's \
+                         listing; its position stays, and they are sent again with the next \
+                         complete run",
                         sink.sink
                     );
                     sink.acknowledged = Some(false);
-                    continue;
+                } else {
+                    acknowledge.push(index);
                 }
+            }
+            let mut store = versioner.into_store();
+            for index in acknowledge {
+                let sink = &mut summary.sinks[index];
                 store.acknowledge(&sink.sink, run, &now).map_err(|e| {
                     anyhow!("state store: recording what {} received: {e}", sink.sink)
                 })?;
@@ -420,6 +426,7 @@ fn drive_sink(
         counts: DeltaCounts::default(),
     };
     let preamble_objects: Vec<EncodedObject> = preamble.iter().map(|e| e.object.clone()).collect();
+    sink.acknowledged(position.acked);
     // A sink that takes changes begins only once it has one, so that a run with nothing new
     // writes nothing but an empty output; the last profile record is kept as context.
     let mut begun = false;

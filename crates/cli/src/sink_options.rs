@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::ValueEnum;
-use ctiport_sink::csv::Column;
+use ctiport_sink::csv::{Column, CsvMode};
 use ctiport_sink::misp::rest::MispRestOptions;
 use ctiport_sink::misp::{AttributeTable, Distribution, MispOptions, Organisation};
 use ctiport_sink::stix::ChunkLimits;
@@ -42,6 +42,24 @@ impl From<MispDistributionArg> for Distribution {
     }
 }
 
+/// `--csv-mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CsvModeArg {
+    /// Every current indicator occurrence.
+    Snapshot,
+    /// What changed since the sink's last acknowledged run (`--state`), with an `action` column.
+    Delta,
+}
+
+impl From<CsvModeArg> for CsvMode {
+    fn from(arg: CsvModeArg) -> Self {
+        match arg {
+            CsvModeArg::Snapshot => CsvMode::Snapshot,
+            CsvModeArg::Delta => CsvMode::Delta,
+        }
+    }
+}
+
 /// The settings of one sink: the command line's options, overridden by the sink's own
 /// `[[sinks]]` table when it comes from a config file (whose values the file loader has checked,
 /// naming their keys). `table` is the MISP attribute table of the run.
@@ -64,6 +82,7 @@ pub fn sink_settings(
             Some(columns) => columns.clone(),
             None => csv_columns(args)?,
         },
+        csv_mode: sink.csv_mode.unwrap_or(args.csv_mode).into(),
         misp_rest: MispRestOptions {
             allow_http: sink.misp_allow_http.unwrap_or(args.misp_allow_http),
             ca_file: ca_file.clone(),

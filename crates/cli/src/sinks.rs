@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use ctiport_sink::csv::{Column, CsvSink};
+use ctiport_sink::csv::{Column, CsvMode, CsvSink};
 use ctiport_sink::misp::rest::{KEY_VAR, MispRestConfig, MispRestOptions};
 use ctiport_sink::misp::{MispFeedSink, MispOptions, MispRestSink};
 use ctiport_sink::ndjson::NdjsonSink;
@@ -27,6 +27,8 @@ pub struct SinkSettings {
     pub misp_rest: MispRestOptions,
     /// Columns of a `csv:` sink.
     pub csv_columns: Vec<Column>,
+    /// Snapshot or delta, of a `csv:` sink.
+    pub csv_mode: CsvMode,
     /// Options of a `taxii:` sink.
     pub taxii: TaxiiOptions,
     /// Credentials a config file gives for this sink in place of the environment variables.
@@ -111,9 +113,12 @@ impl SinkSpec {
             }
             SinkSpec::Ndjson(path) => Box::new(NdjsonSink::create(path)?),
             SinkSpec::MispFeed(dir) => Box::new(MispFeedSink::create(dir, settings.misp.clone())?),
-            SinkSpec::Csv(path) => {
-                Box::new(CsvSink::create(path, &settings.csv_columns, &settings.tlp)?)
-            }
+            SinkSpec::Csv(path) => Box::new(CsvSink::create(
+                path,
+                &settings.csv_columns,
+                &settings.tlp,
+                settings.csv_mode,
+            )?),
             SinkSpec::Taxii(url) => {
                 // Credentials only from the environment (or a config file's references to it),
                 // never from arguments.

@@ -61,4 +61,12 @@ pub trait Sink: Send {
     fn delivery(&self) -> Delivery {
         Delivery::Changes
     }
+
+    /// Called once, before `begin`, with the last run of the state store (`--state`) this sink
+    /// acknowledged: it holds every object version whose `Version::run` is at most that run, and
+    /// an object whose `Version::origin` is later is new to it. `None` without a state store, or
+    /// for a sink the store has never seen, to which everything is new. The default ignores it.
+    fn acknowledged(&mut self, run: Option<u32>) {
+        let _ = run;
+    }
 }

@@ -171,6 +171,7 @@ pub fn merge(
                 max_bundle_objects,
                 max_bundle_bytes,
                 csv_columns,
+                csv_mode,
                 misp_distribution,
                 misp_org_name,
                 misp_org_uuid,

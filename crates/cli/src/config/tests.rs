@@ -78,6 +78,7 @@ max_bundle_bytes = 100000
 [[sinks]]
 to = "csv:out/i.csv"
 csv_columns = ["value", "indicator_id"]
+csv_mode = "delta"
 
 [[sinks]]
 to = "misp:https://misp.example.org/"
@@ -208,6 +209,7 @@ fn every_key_of_the_schema_is_decoded() {
         config.sinks[1].csv_columns,
         Some(vec![Column::Value, Column::IndicatorId])
     );
+    assert_eq!(config.sinks[1].csv_mode, Some(CsvModeArg::Delta));
     assert_eq!(
         config.sinks[2].misp_distribution,
         Some(MispDistributionArg::Community)
@@ -270,6 +272,10 @@ fn the_schema_enums_are_the_options_values() {
     assert_eq!(
         enum_at("/properties/sinks/items/properties/misp_distribution"),
         names::<MispDistributionArg>()
+    );
+    assert_eq!(
+        enum_at("/properties/sinks/items/properties/csv_mode"),
+        names::<CsvModeArg>()
     );
     assert_eq!(
         enum_at("/properties/sinks/items/properties/csv_columns/items"),
@@ -461,16 +467,23 @@ fn sink_options_must_apply_to_their_sink() {
         [[sinks]]
         to = "csv:out/i.csv"
         misp_distribution = "all"
+        [[sinks]]
+        to = "ndjson:out/o.ndjson"
+        csv_mode = "delta"
         "#,
         &no_env,
     );
-    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found.len(), 3, "{found:?}");
     assert!(
         found[0].starts_with("sinks[0].max_bundle_objects: applies to stix:<dir>/ sinks only"),
         "{found:?}"
     );
     assert!(
         found[1].starts_with("sinks[1].misp_distribution: applies to misp-feed: and misp: sinks"),
+        "{found:?}"
+    );
+    assert!(
+        found[2].starts_with("sinks[2].csv_mode: applies to csv: sinks only"),
         "{found:?}"
     );
     // The sink's scheme is checked by the schema, its target when the sink is read.
@@ -551,6 +564,7 @@ max_bundle_objects = 100
 [[sinks]]
 to = "csv:out/i.csv"
 csv_columns = ["value"]
+csv_mode = "delta"
 [logging]
 level = "warn"
 format = "json"
@@ -572,6 +586,8 @@ fn the_file_fills_in_what_the_command_line_leaves_out() {
         args.file.sink(1).unwrap().csv_columns,
         Some(vec![Column::Value])
     );
+    assert_eq!(args.file.sink(1).unwrap().csv_mode, Some(CsvModeArg::Delta));
+    assert_eq!(args.csv_mode, CsvModeArg::Snapshot);
     // Options neither gives keep their defaults.
     assert_eq!(args.max_bundle_bytes, 50 * 1024 * 1024);
     assert!(matches!(args.actor_as, ActorAsArg::ThreatActor));
@@ -595,6 +611,8 @@ fn the_command_line_wins_over_the_file() {
             "7",
             "--csv-columns",
             "type",
+            "--csv-mode",
+            "snapshot",
             "--log-format",
             "text",
         ],
@@ -610,6 +628,8 @@ fn the_command_line_wins_over_the_file() {
     assert_eq!(args.file.sink(0).unwrap().max_bundle_objects, None);
     assert_eq!(args.max_bundle_objects, 7);
     assert_eq!(args.file.sink(1).unwrap().csv_columns, None);
+    assert_eq!(args.file.sink(1).unwrap().csv_mode, None);
+    assert_eq!(args.csv_mode, CsvModeArg::Snapshot);
     // What the command line does not give still comes from the file.
     assert_eq!(args.filters.seen_since.as_deref(), Some("2024-01-01"));
 

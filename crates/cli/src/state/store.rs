@@ -20,22 +20,26 @@ CREATE TABLE IF NOT EXISTS runs(
     finished TEXT,
     status TEXT NOT NULL
 );
--- The current version of every object ever emitted. `hash` is the digest of the object as the
--- mapping produced it (source dates included); `json` is the version as emitted (after any new
--- `modified` or revocation), kept for objects that have versions (SCOs have none).
+-- The current version of every object ever emitted, in small rows that an unchanged run only
+-- reads. `hash` is the digest of the object as the mapping produced it (source dates included);
+-- `owner` is the profile whose listing carries it (profile objects, `indicates`), NULL for shared
+-- objects; `restamped` says the emitted version differs from the mapping's (a later `modified`,
+-- or a revocation).
 CREATE TABLE IF NOT EXISTS objects(
     id TEXT PRIMARY KEY,
     hash BLOB NOT NULL,
     revoked INTEGER NOT NULL,
     version_run INTEGER NOT NULL,
     origin_run INTEGER NOT NULL,
-    seen_run INTEGER NOT NULL,
     owner TEXT,
-    restamped INTEGER NOT NULL,
-    json TEXT
-);
-CREATE INDEX IF NOT EXISTS objects_by_owner ON objects(owner, seen_run) WHERE owner IS NOT NULL;
+    restamped INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS objects_by_owner ON objects(owner) WHERE owner IS NOT NULL;
 CREATE INDEX IF NOT EXISTS objects_revoked ON objects(version_run) WHERE revoked = 1;
+-- The emitted version of each object that has versions (SCOs have none), written only when it
+-- changes: revocations and later versions are built from it. A rowid table, so that these large
+-- rows are appended in order and only the small index on `id` takes random inserts.
+CREATE TABLE IF NOT EXISTS versions(id TEXT NOT NULL UNIQUE, json TEXT NOT NULL);
 -- Which indicator each `indicates` relationship ties to which profile.
 CREATE TABLE IF NOT EXISTS memberships(
     relationship_id TEXT PRIMARY KEY,
@@ -43,8 +47,11 @@ CREATE TABLE IF NOT EXISTS memberships(
     indicator_id TEXT NOT NULL,
     observable_type TEXT NOT NULL,
     value TEXT NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS memberships_by_indicator ON memberships(indicator_id);
+-- The last run that listed each profile.
+CREATE TABLE IF NOT EXISTS profiles(profile_id TEXT PRIMARY KEY, seen_run INTEGER NOT NULL)
+    WITHOUT ROWID;
 -- The last run each sink acknowledged in full: it holds every version made up to that run.
 CREATE TABLE IF NOT EXISTS sinks(
     name TEXT PRIMARY KEY,
@@ -55,11 +62,7 @@ CREATE TABLE IF NOT EXISTS sinks(
 
 /// Writes per transaction while mapping: large enough to amortize the commit, small enough that a
 /// killed run loses little work.
-const WRITES_PER_TRANSACTION: usize = 5_000;
-
-/// Objects read per query while revoking, so that a vanished profile of any size costs bounded
-/// memory.
-const REVOCATION_BATCH: u32 = 1_000;
+const WRITES_PER_TRANSACTION: usize = 50_000;
 
 /// The stored version of one object.
 #[derive(Clone, Debug)]
@@ -68,9 +71,7 @@ pub struct Stored {
     pub revoked: bool,
     pub version_run: u32,
     pub origin_run: u32,
-    pub seen_run: u32,
     pub restamped: bool,
-    pub json: Option<String>,
 }
 
 /// A new or changed version to store.
@@ -82,6 +83,7 @@ pub struct Row<'a> {
     pub origin_run: u32,
     pub owner: Option<&'a str>,
     pub restamped: bool,
+    /// The emitted version, for objects that have versions.
     pub json: Option<&'a str>,
 }
 
@@ -115,10 +117,12 @@ impl Store {
         let conn = Connection::open(path).map_err(|e| describe(sql_error(e)))?;
         conn.busy_timeout(std::time::Duration::from_secs(2))
             .map_err(|e| describe(sql_error(e)))?;
+        // A bounded page cache (64 MiB): the store can be far larger than memory.
         conn.execute_batch(
             "PRAGMA locking_mode = EXCLUSIVE;
              PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;",
+             PRAGMA synchronous = NORMAL;
+             PRAGMA cache_size = -65536;",
         )
         .map_err(|e| describe(sql_error(e)))?;
         conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA}"))
@@ -234,7 +238,7 @@ impl Store {
         let mut statement = self
             .conn
             .prepare_cached(
-                "SELECT hash, revoked, version_run, origin_run, seen_run, restamped, json
+                "SELECT hash, revoked, version_run, origin_run, restamped
                  FROM objects WHERE id = ?1",
             )
             .map_err(sql_error)?;
@@ -245,24 +249,34 @@ impl Store {
                     revoked: r.get(1)?,
                     version_run: r.get(2)?,
                     origin_run: r.get(3)?,
-                    seen_run: r.get(4)?,
-                    restamped: r.get(5)?,
-                    json: r.get(6)?,
+                    restamped: r.get(4)?,
                 })
             })
             .optional()
             .map_err(sql_error)
     }
 
-    /// Stores a version, seen in `seen_run`.
-    pub fn put(&mut self, row: &Row<'_>, seen_run: u32) -> Result<(), String> {
+    /// The emitted version of an object that has versions.
+    pub fn json(&self, id: &str) -> Result<Option<String>, String> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT json FROM versions WHERE id = ?1")
+            .map_err(sql_error)?;
+        statement
+            .query_row([id], |r| r.get(0))
+            .optional()
+            .map_err(sql_error)
+    }
+
+    /// Stores a version.
+    pub fn put(&mut self, row: &Row<'_>) -> Result<(), String> {
         self.write_started()?;
         let mut statement = self
             .conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO objects
-                 (id, hash, revoked, version_run, origin_run, seen_run, owner, restamped, json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 (id, hash, revoked, version_run, origin_run, owner, restamped)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .map_err(sql_error)?;
         statement
@@ -272,25 +286,26 @@ impl Store {
                 row.revoked,
                 row.version_run,
                 row.origin_run,
-                seen_run,
                 row.owner,
-                row.restamped,
-                row.json
+                row.restamped
             ])
             .map_err(sql_error)?;
+        drop(statement);
+        if let Some(json) = row.json {
+            self.put_json(row.id, json)?;
+        }
         Ok(())
     }
 
-    /// Marks an unchanged object as listed in this run.
-    pub fn touch(&mut self, id: &str, seen_run: u32) -> Result<(), String> {
-        self.write_started()?;
+    fn put_json(&mut self, id: &str, json: &str) -> Result<(), String> {
         let mut statement = self
             .conn
-            .prepare_cached("UPDATE objects SET seen_run = ?2 WHERE id = ?1")
+            .prepare_cached(
+                "INSERT INTO versions(id, json) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET json = excluded.json",
+            )
             .map_err(sql_error)?;
-        statement
-            .execute(params![id, seen_run])
-            .map_err(sql_error)?;
+        statement.execute(params![id, json]).map_err(sql_error)?;
         Ok(())
     }
 
@@ -323,66 +338,71 @@ impl Store {
         Ok(())
     }
 
-    /// Up to `REVOCATION_BATCH` current objects of `owner` (every profile's, when `None`) not
-    /// listed since before `run`. Revoking them removes them from the next batch.
-    pub fn stale_owned(
-        &self,
-        owner: Option<&str>,
-        run: u32,
-    ) -> Result<Vec<(String, String)>, String> {
+    /// Records that `run` listed the profile.
+    pub fn profile_listed(&mut self, profile_id: &str, run: u32) -> Result<(), String> {
+        self.write_started()?;
         let mut statement = self
             .conn
             .prepare_cached(
-                "SELECT id, json FROM objects
-                 WHERE owner IS NOT NULL AND (?1 IS NULL OR owner = ?1) AND seen_run < ?2
-                   AND revoked = 0 AND json IS NOT NULL
-                 ORDER BY id LIMIT ?3",
+                "INSERT INTO profiles(profile_id, seen_run) VALUES (?1, ?2)
+                 ON CONFLICT(profile_id) DO UPDATE SET seen_run = excluded.seen_run",
+            )
+            .map_err(sql_error)?;
+        statement
+            .execute(params![profile_id, run])
+            .map_err(sql_error)?;
+        Ok(())
+    }
+
+    /// Profiles listed before and not in `run`.
+    pub fn unlisted_profiles(&self, run: u32) -> Result<Vec<String>, String> {
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT profile_id FROM profiles WHERE seen_run < ?1 ORDER BY profile_id",
             )
             .map_err(sql_error)?;
         let rows = statement
-            .query_map(params![owner, run, REVOCATION_BATCH], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_map([run], |r| r.get(0))
             .map_err(sql_error)?;
         rows.collect::<Result<_, _>>().map_err(sql_error)
     }
 
-    /// Up to `REVOCATION_BATCH` current indicators not listed in `run` that no current
-    /// `indicates` ties to a profile.
-    pub fn orphaned_indicators(&self, run: u32) -> Result<Vec<(String, String)>, String> {
+    /// The current (not revoked) objects a profile's listing carries.
+    pub fn owned(&self, owner: &str) -> Result<Vec<String>, String> {
         let mut statement = self
             .conn
-            .prepare_cached(
-                "SELECT o.id, o.json FROM objects o
-                 WHERE o.id LIKE 'indicator--%' AND o.seen_run < ?1 AND o.revoked = 0
-                   AND o.json IS NOT NULL
-                   AND NOT EXISTS (
-                     SELECT 1 FROM memberships m JOIN objects r ON r.id = m.relationship_id
-                     WHERE m.indicator_id = o.id AND r.revoked = 0)
-                 ORDER BY o.id LIMIT ?2",
-            )
+            .prepare_cached("SELECT id FROM objects WHERE owner = ?1 AND revoked = 0 ORDER BY id")
             .map_err(sql_error)?;
         let rows = statement
-            .query_map(params![run, REVOCATION_BATCH], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_map([owner], |r| r.get(0))
             .map_err(sql_error)?;
         rows.collect::<Result<_, _>>().map_err(sql_error)
     }
 
-    /// Current versions made after run `after` that run `run` did not list: a sink that
-    /// acknowledged `after` and received `run`'s stream still lacks them (a filtered run, or one
-    /// that held revocation back, after a run that was killed or failed).
-    pub fn unlisted_versions(&self, after: Option<u32>, run: u32) -> Result<u64, String> {
-        self.conn
-            .query_row(
-                "SELECT count(*) FROM objects
-                 WHERE version_run > ?1 AND seen_run < ?2 AND revoked = 0
-                   AND (owner IS NOT NULL OR id LIKE 'indicator--%')",
-                params![after.unwrap_or(0), run],
-                |r| r.get::<_, i64>(0),
+    /// The indicator an `indicates` relationship ties to its profile, if it is one.
+    pub fn membership_indicator(&self, relationship_id: &str) -> Result<Option<String>, String> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT indicator_id FROM memberships WHERE relationship_id = ?1")
+            .map_err(sql_error)?;
+        statement
+            .query_row([relationship_id], |r| r.get(0))
+            .optional()
+            .map_err(sql_error)
+    }
+
+    /// Whether some profile still lists the indicator (an `indicates` that is not revoked).
+    pub fn still_listed(&self, indicator_id: &str) -> Result<bool, String> {
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM memberships m JOIN objects r ON r.id = m.relationship_id
+                               WHERE m.indicator_id = ?1 AND r.revoked = 0)",
             )
-            .map(|count| count.unsigned_abs())
+            .map_err(sql_error)?;
+        statement
+            .query_row([indicator_id], |r| r.get(0))
             .map_err(sql_error)
     }
 
@@ -392,14 +412,26 @@ impl Store {
         let mut statement = self
             .conn
             .prepare_cached(
-                "UPDATE objects SET revoked = 1, version_run = ?2, restamped = 1, json = ?3
-                 WHERE id = ?1",
+                "UPDATE objects SET revoked = 1, version_run = ?2, restamped = 1 WHERE id = ?1",
             )
             .map_err(sql_error)?;
-        statement
-            .execute(params![id, run, json])
-            .map_err(sql_error)?;
-        Ok(())
+        statement.execute(params![id, run]).map_err(sql_error)?;
+        drop(statement);
+        self.put_json(id, json)
+    }
+
+    /// Whether a current revocable object has a version made after run `after` and before
+    /// `run`: a run that did not list everything may not have carried it.
+    pub fn versions_between(&self, after: Option<u32>, run: u32) -> Result<bool, String> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM objects
+                 WHERE version_run > ?1 AND version_run < ?2 AND revoked = 0
+                   AND (owner IS NOT NULL OR id LIKE 'indicator--%'))",
+                params![after.unwrap_or(0), run],
+                |r| r.get(0),
+            )
+            .map_err(sql_error)
     }
 
     /// Revoked versions made after run `after`, in the order they were made, handed to `each`
@@ -412,10 +444,11 @@ impl Store {
         let mut statement = self
             .conn
             .prepare_cached(
-                "SELECT o.id, o.json, o.version_run, o.origin_run,
+                "SELECT o.id, v.json, o.version_run, o.origin_run,
                         m.profile_id, m.indicator_id, m.observable_type, m.value
-                 FROM objects o LEFT JOIN memberships m ON m.relationship_id = o.id
-                 WHERE o.revoked = 1 AND o.version_run > ?1 AND o.json IS NOT NULL
+                 FROM objects o JOIN versions v ON v.id = o.id
+                 LEFT JOIN memberships m ON m.relationship_id = o.id
+                 WHERE o.revoked = 1 AND o.version_run > ?1
                  ORDER BY o.version_run, o.id",
             )
             .map_err(sql_error)?;

@@ -7,6 +7,7 @@
 //! store therefore give the same bytes, so a run killed and repeated sends exactly what an
 //! uninterrupted run sends, and anything sent twice is an exact duplicate.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use ctiport_model::record::{
@@ -44,10 +45,17 @@ pub struct Coverage {
 /// Why revocation was held back in a run, for the summary; `None` when it ran in full.
 pub type Held = Option<String>;
 
+/// Profiles named in the log when their listing was incomplete (all are counted).
+const NAMED_PROFILES: u64 = 20;
+
+/// The profile whose listing the source is going through.
 struct OpenProfile {
     id: String,
-    /// A record of this profile's listing was rejected: its listing is incomplete.
+    /// A line of this profile's listing could not be read: its listing is incomplete.
     incomplete: bool,
+    /// The objects of this profile's listing seen so far; what it owned before and is not here
+    /// when the listing ends is revoked. Bounded by the largest profile, not by the run.
+    listed: HashSet<Arc<str>>,
 }
 
 pub struct Versioner {
@@ -57,14 +65,12 @@ pub struct Versioner {
     open: Option<OpenProfile>,
     /// A profile, line or file was rejected: some profile may be missing from the listing.
     listing_incomplete: bool,
-    held: Vec<String>,
     /// Profiles whose listing had an unreadable line, so that nothing of them was revoked.
     incomplete_profiles: u64,
+    /// The source failed: what it did not reach was not looked at.
+    source_failed: bool,
     pub counts: VersionCounts,
 }
-
-/// Profiles named in the log when their listing was incomplete (all are counted).
-const NAMED_PROFILES: u64 = 20;
 
 fn digest(json: &str) -> Vec<u8> {
     Sha256::digest(json.as_bytes())[..16].to_vec()
@@ -101,8 +107,8 @@ impl Versioner {
             coverage,
             open: None,
             listing_incomplete: false,
-            held: Vec::new(),
             incomplete_profiles: 0,
+            source_failed: false,
             counts: VersionCounts::default(),
         }
     }
@@ -149,15 +155,20 @@ impl Versioner {
         match mapped {
             Mapped::Profile(profile) => {
                 self.close_profile()?;
-                self.open = Some(OpenProfile {
+                self.store.profile_listed(&profile.profile_id, self.run)?;
+                let mut open = OpenProfile {
                     id: profile.profile_id.clone(),
                     incomplete: false,
-                });
-                let owner = profile.profile_id.clone();
+                    listed: HashSet::new(),
+                };
                 for emitted in &mut profile.objects {
-                    let owner = owned_by_profile(&emitted.object.object_type).then_some(&*owner);
-                    self.version_object(emitted, owner)?;
+                    let owned = owned_by_profile(&emitted.object.object_type);
+                    self.version_object(emitted, owned.then_some(open.id.as_str()))?;
+                    if owned {
+                        open.listed.insert(emitted.object.id.clone());
+                    }
                 }
+                self.open = Some(open);
             }
             Mapped::Indicator(indicator) => {
                 for emitted in &mut indicator.objects {
@@ -171,6 +182,9 @@ impl Versioner {
                             indicator.observable_type.as_str(),
                             &indicator.value,
                         )?;
+                    }
+                    if let (true, Some(open)) = (is_relationship, &mut self.open) {
+                        open.listed.insert(emitted.object.id.clone());
                     }
                 }
             }
@@ -208,37 +222,43 @@ impl Versioner {
         owner: Option<&str>,
     ) -> Result<bool, String> {
         let id = emitted.object.id.clone();
+        let dated = !is_observable(&emitted.object.object_type);
+        let stored = self.store.lookup(&id)?;
+        if let (false, Some(stored)) = (emitted.first, &stored) {
+            // A repeat within this run: exactly the version its first occurrence got.
+            emitted.version = Version {
+                run: stored.version_run,
+                origin: stored.origin_run,
+            };
+            if dated && let Some(json) = self.store.json(&id)? {
+                emitted.object.json = json.into();
+            }
+            return Ok(false);
+        }
         let mapped_json = emitted.object.json.clone();
         let hash = digest(&mapped_json);
-        let dated = !is_observable(&emitted.object.object_type);
-        let counted = emitted.first;
-        let (json, version) = match self.store.lookup(&id)? {
+        let (json, version) = match stored {
             Some(stored) if stored.hash == hash && !stored.revoked => {
-                if stored.seen_run != self.run {
-                    self.store.touch(&id, self.run)?;
-                }
-                if counted {
-                    self.counts.unchanged += 1;
-                }
+                self.counts.unchanged += 1;
                 emitted.version = Version {
                     run: stored.version_run,
                     origin: stored.origin_run,
                 };
                 // The emitted version differs from the mapping's (a later `modified`): reuse it.
-                if let (true, Some(json)) = (stored.restamped, stored.json) {
+                if stored.restamped
+                    && let Some(json) = self.store.json(&id)?
+                {
                     emitted.object.json = json.into();
                 }
                 return Ok(false);
             }
             Some(stored) => {
                 // Changed, or listed again after a revocation: a later version of the same object.
-                let json = match (dated, stored.json.as_deref()) {
-                    (true, Some(previous)) => Some(self.next_version(&mapped_json, previous)?),
+                let json = match (dated, self.store.json(&id)?) {
+                    (true, Some(previous)) => Some(self.next_version(&mapped_json, &previous)?),
                     _ => None,
                 };
-                if counted {
-                    self.counts.changed += 1;
-                }
+                self.counts.changed += 1;
                 let version = Version {
                     run: self.run,
                     origin: stored.origin_run,
@@ -246,9 +266,7 @@ impl Versioner {
                 (json, version)
             }
             None => {
-                if counted {
-                    self.counts.new += 1;
-                }
+                self.counts.new += 1;
                 let version = Version {
                     run: self.run,
                     origin: self.run,
@@ -261,19 +279,16 @@ impl Versioner {
             emitted.object.json = Arc::from(json);
         }
         emitted.version = version;
-        self.store.put(
-            &Row {
-                id: &id,
-                hash: &hash,
-                revoked: false,
-                version_run: version.run,
-                origin_run: version.origin,
-                owner,
-                restamped,
-                json: dated.then_some(&*emitted.object.json),
-            },
-            self.run,
-        )?;
+        self.store.put(&Row {
+            id: &id,
+            hash: &hash,
+            revoked: false,
+            version_run: version.run,
+            origin_run: version.origin,
+            owner,
+            restamped,
+            json: dated.then_some(&*emitted.object.json),
+        })?;
         Ok(true)
     }
 
@@ -296,35 +311,28 @@ impl Versioner {
         restamp::apply(mapped, &stamp)
     }
 
-    /// Revokes the stored version `json` of `id`.
-    fn revoke(&mut self, id: &str, json: &str) -> Result<(), String> {
-        let before = restamp::read(json)?;
+    /// Revokes the current version of `id`; an `indicates` that was the last to list its
+    /// indicator takes the indicator with it.
+    fn revoke(&mut self, id: &str) -> Result<(), String> {
+        let Some(json) = self.store.json(id)? else {
+            return Ok(());
+        };
+        let before = restamp::read(&json)?;
         let stamp = Stamp {
             created: before.created,
             modified: before.modified.map(|m| m.next_millisecond()),
             revoked: true,
         };
-        let revoked = restamp::apply(json, &stamp)?;
+        let revoked = restamp::apply(&json, &stamp)?;
         self.store.revoke(id, &revoked, self.run)?;
         self.counts.revoked += 1;
-        Ok(())
-    }
-
-    /// Revokes what `batch` finds, batch after batch, until it finds nothing.
-    fn revoke_all(
-        &mut self,
-        batch: impl Fn(&Store, u32) -> Result<Vec<(String, String)>, String>,
-    ) -> Result<(), String> {
-        loop {
-            let found = batch(&self.store, self.run)?;
-            if found.is_empty() {
-                return Ok(());
-            }
-            for (id, json) in found {
-                self.revoke(&id, &json)?;
-            }
-            self.store.maybe_commit()?;
+        if let Some(indicator) = self.store.membership_indicator(id)?
+            && !self.store.still_listed(&indicator)?
+            && self.store.lookup(&indicator)?.is_some_and(|s| !s.revoked)
+        {
+            self.revoke(&indicator)?;
         }
+        self.store.maybe_commit()
     }
 
     /// The open profile's listing is complete: what it listed before and no longer does is
@@ -343,13 +351,20 @@ impl Versioner {
             }
             return Ok(());
         }
-        self.revoke_all(|store, run| store.stale_owned(Some(&open.id), run))
+        for id in self.store.owned(&open.id)? {
+            if !open.listed.contains(id.as_str()) {
+                self.revoke(&id)?;
+            }
+        }
+        Ok(())
     }
 
-    /// The source finished. With a complete listing, profiles it no longer lists and indicators
-    /// no profile lists any more are revoked; returns why any revocation was held back.
+    /// The source finished. With a complete listing, profiles it no longer lists (and the
+    /// indicators only they listed) are revoked; returns why any revocation was held back.
     pub fn finish(&mut self, source_complete: bool) -> Result<Held, String> {
+        let mut held = Vec::new();
         if !source_complete {
+            self.source_failed = true;
             self.open = None;
             self.store.commit()?;
             return Ok(Some(
@@ -358,32 +373,52 @@ impl Versioner {
         }
         self.close_profile()?;
         if self.incomplete_profiles > 0 {
-            self.held.push(format!(
+            held.push(format!(
                 "{} profile(s) had an unreadable line in their listing, so nothing of them was revoked",
                 self.incomplete_profiles
             ));
         }
         if self.coverage.indicators_filtered {
-            self.held.push(
+            held.push(
                 "indicator filters narrow every profile's listing, so nothing was revoked".into(),
             );
+        } else if self.coverage.profiles_selected {
+            held.push(
+                "--kind/--profile select profiles, so unlisted profiles were not revoked".into(),
+            );
+        } else if self.listing_incomplete {
+            held.push(
+                "a record of the listing could not be read, so unlisted profiles were not revoked"
+                    .into(),
+            );
         } else {
-            if self.coverage.profiles_selected {
-                self.held.push(
-                    "--kind/--profile select profiles, so unlisted profiles were not revoked"
-                        .into(),
-                );
-            } else if self.listing_incomplete {
-                self.held.push(
-                    "a profile record was rejected, so unlisted profiles were not revoked".into(),
-                );
-            } else {
-                self.revoke_all(|store, run| store.stale_owned(None, run))?;
+            for profile in self.store.unlisted_profiles(self.run)? {
+                for id in self.store.owned(&profile)? {
+                    self.revoke(&id)?;
+                }
             }
-            self.revoke_all(|store, run| store.orphaned_indicators(run))?;
         }
         self.store.commit()?;
-        Ok((!self.held.is_empty()).then(|| self.held.join("; ")))
+        Ok((!held.is_empty()).then(|| held.join("; ")))
+    }
+
+    /// Whether this run listed everything the store holds: no filter, no selection, nothing
+    /// unreadable, a source that finished. Only then has a sink that took this run's stream
+    /// every version, including those of interrupted runs before it.
+    pub fn listed_everything(&self) -> bool {
+        !(self.source_failed
+            || self.coverage.indicators_filtered
+            || self.coverage.profiles_selected
+            || self.listing_incomplete
+            || self.incomplete_profiles > 0)
+    }
+
+    /// Whether a sink that acknowledged `after` may lack versions this run did not carry.
+    pub fn may_lack_versions(&self, after: Option<u32>) -> Result<bool, String> {
+        if self.listed_everything() {
+            return Ok(false);
+        }
+        self.store.versions_between(after, self.run)
     }
 
     /// Revocations made after run `after` (this run's and those a lagging sink has not

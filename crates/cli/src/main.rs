@@ -305,7 +305,13 @@ fn report(args: &ExportArgs, mut summary: summary::Summary) -> Result<u8> {
         summary.filtered
     );
     for sink in &summary.sinks {
-        tracing::info!(sink = %sink.sink, objects = sink.objects, status = ?sink.status, "sink {}: {:?}, {} objects", sink.sink, sink.status, sink.objects);
+        let delta = sink.delta.as_ref().map_or(String::new(), |d| {
+            format!(
+                " ({} new, {} changed, {} revoked; {} unchanged not sent)",
+                d.new, d.changed, d.revoked, d.unchanged
+            )
+        });
+        tracing::info!(sink = %sink.sink, objects = sink.objects, status = ?sink.status, "sink {}: {:?}, {} objects{delta}", sink.sink, sink.status, sink.objects);
     }
     if let Some(path) = &args.summary {
         let json = serde_json::to_vec_pretty(&summary).context("serializing the summary")?;

@@ -98,11 +98,16 @@ impl EventBuilder {
         self.close_event()
     }
 
-    /// Every profile seen and how many events it was given (main event included).
-    pub fn parts(&self) -> impl Iterator<Item = (&str, u32)> {
-        self.profiles
+    /// Every profile seen and how many events it was given (main event included), in profile
+    /// id order so that retiring stale extension events is deterministic.
+    pub fn parts(&self) -> Vec<(String, u32)> {
+        let mut parts: Vec<(String, u32)> = self
+            .profiles
             .iter()
-            .map(|(id, memo)| (id.as_str(), memo.next_part - 1))
+            .map(|(id, memo)| (id.clone(), memo.next_part - 1))
+            .collect();
+        parts.sort();
+        parts
     }
 
     /// Extension event `part` of a profile seen in this export, without any attribute: the

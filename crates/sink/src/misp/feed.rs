@@ -113,13 +113,7 @@ impl MispFeedSink {
     /// Extension events beyond a profile's last part that an earlier, larger export wrote: their
     /// attributes left the profile, so each is written again with all of them deleted.
     fn retire_stale_extensions(&mut self) -> Result<(), SinkError> {
-        let mut profiles: Vec<(String, u32)> = self
-            .builder
-            .parts()
-            .map(|(id, parts)| (id.to_owned(), parts))
-            .collect();
-        profiles.sort();
-        for (profile_id, parts) in profiles {
+        for (profile_id, parts) in self.builder.parts() {
             for part in parts + 1.. {
                 let Some(empty) = self.builder.empty_part(&profile_id, part) else {
                     break;

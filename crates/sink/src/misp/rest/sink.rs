@@ -116,13 +116,7 @@ impl MispRestSink {
     /// there: their attributes left the profile, so they are retracted.
     fn retire_stale_extensions(&mut self) -> Result<(), MispError> {
         let link = self.link.as_ref().ok_or_else(not_begun)?;
-        let mut profiles: Vec<(String, u32)> = self
-            .builder
-            .parts()
-            .map(|(id, parts)| (id.to_owned(), parts))
-            .collect();
-        profiles.sort();
-        for (profile_id, parts) in profiles {
+        for (profile_id, parts) in self.builder.parts() {
             for part in parts + 1.. {
                 let uuid = event_uuid(&profile_id, part).to_string();
                 let found = link

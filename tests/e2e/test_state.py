@@ -153,6 +153,10 @@ def test_an_unchanged_rerun_sends_nothing_to_any_sink(tmp_path):
         for prefix in ("stix:", "ndjson:", "taxii:"):
             assert sink_summary(tmp_path / "s2.json", prefix)["objects"] == 0
         assert "objects" not in load_json(tmp_path / "b.json"), "the bundle should be empty"
+        empty = run_ctiport("validate", tmp_path / "b.json")
+        assert empty.returncode == 0, empty.describe()
+        assert check_stix._run_validator(load_json(tmp_path / "b.json"), str(tmp_path / "b.json"),
+                                         "empty", "bundle", False) == []
         assert (tmp_path / "o.ndjson").read_text() == ""
         assert post_count(server) == posts_after_first, "TAXII received a POST on the rerun"
         # A CSV snapshot still lists the current state.

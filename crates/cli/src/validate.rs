@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::fs::File;
 use std::io::BufReader;
 
-use ctiport_fetch::collection::{Flow, read_array_member};
+use ctiport_fetch::collection::{Flow, read_optional_array_member};
 use ctiport_transform::validate::{BundleIndex, Problem, check_envelope, check_object};
 
 pub fn run(path: &Path) -> ExitCode {
@@ -51,14 +51,14 @@ fn check_file(file: &Path) -> Result<Vec<Problem>, String> {
             .map_err(|e| e.to_string())
     };
     let mut index = BundleIndex::default();
-    let envelope = read_array_member(open()?, "objects", &mut |object| {
+    let envelope = read_optional_array_member(open()?, "objects", &mut |object| {
         index.add(&object);
         Flow::Continue
     })
     .map_err(|e| format!("not a readable bundle: {e}"))?;
     let mut problems = check_envelope(&envelope.scalars);
     let mut position = 0usize;
-    read_array_member(open()?, "objects", &mut |object| {
+    read_optional_array_member(open()?, "objects", &mut |object| {
         problems.extend(check_object(&object, position, &index));
         position += 1;
         Flow::Continue

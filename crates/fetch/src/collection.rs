@@ -44,12 +44,30 @@ pub fn read_collection<R: Read>(
 #[derive(Debug, Default)]
 pub struct Envelope {
     pub count: usize,
+    /// Whether the array member was there at all.
+    pub has_member: bool,
     pub scalars: serde_json::Map<String, Value>,
 }
 
 /// Streams the elements of the array under `member` of a top-level JSON object, one at a time,
-/// so that a multi-gigabyte file is never held in memory.
+/// so that a multi-gigabyte file is never held in memory. A missing member is an error.
 pub fn read_array_member<R: Read>(
+    reader: R,
+    member: &str,
+    on_record: &mut dyn FnMut(Value) -> Flow,
+) -> Result<Envelope, ReadError> {
+    let envelope = read_optional_array_member(reader, member, on_record)?;
+    if envelope.has_member {
+        Ok(envelope)
+    } else {
+        Err(ReadError::from(<serde_json::Error as de::Error>::custom(
+            format!("no \"{member}\" member in the collection"),
+        )))
+    }
+}
+
+/// [`read_array_member`] for an array that may be absent (a STIX bundle without objects).
+pub fn read_optional_array_member<R: Read>(
     reader: R,
     member: &str,
     on_record: &mut dyn FnMut(Value) -> Flow,
@@ -97,6 +115,8 @@ impl<'de> Visitor<'de> for CollectionSeed<'_> {
         while let Some(key) = map.next_key::<String>()? {
             if key == self.member && !saw_member {
                 saw_member = true;
+                // Set before the items are read: a consumer may stop in the middle of them.
+                self.envelope.has_member = true;
                 map.next_value_seed(ItemsSeed {
                     on_record: &mut *self.on_record,
                     count: &mut self.envelope.count,
@@ -110,14 +130,7 @@ impl<'de> Visitor<'de> for CollectionSeed<'_> {
                 }
             }
         }
-        if saw_member {
-            Ok(())
-        } else {
-            Err(de::Error::custom(format!(
-                "no \"{}\" member in the collection",
-                self.member
-            )))
-        }
+        Ok(())
     }
 }
 
@@ -292,6 +305,29 @@ mod tests {
             vec![json!({"id":"a"})]
         );
         assert_eq!(collect(r#"{"value":[]}"#).0, Ok(0));
+    }
+
+    #[test]
+    fn an_optional_member_may_be_absent_and_a_stopped_read_still_saw_it() {
+        let mut seen = 0;
+        let empty = read_optional_array_member(
+            br#"{"type":"bundle","id":"bundle--1"}"#.as_slice(),
+            "objects",
+            &mut |_| {
+                seen += 1;
+                Flow::Continue
+            },
+        )
+        .unwrap();
+        assert!(!empty.has_member && empty.count == 0 && seen == 0);
+        assert_eq!(empty.scalars["type"], json!("bundle"));
+        let stopped = read_array_member(
+            br#"{"objects":[{"id":"a"},{"id":"b"}]}"#.as_slice(),
+            "objects",
+            &mut |_| Flow::Stop,
+        )
+        .unwrap();
+        assert!(stopped.has_member);
     }
 
     #[test]

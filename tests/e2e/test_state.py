@@ -21,6 +21,7 @@ import pytest
 import check_stix
 from e2e_util import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, SAMPLES, canonical, load_json, run_ctiport
 from medallion_server import PASSWORD, USER, post_count, read_all, start_medallion
+from sim_util import running_sim
 
 # Versioned objects; SCOs have no versions, locations and sector identities are shared.
 REVOCABLE_TYPES = {"indicator", "relationship", "threat-actor", "intrusion-set", "tool",
@@ -425,3 +426,45 @@ def test_a_filtered_run_after_a_killed_one_keeps_the_sink_position(tmp_path):
     for i, obj in after.items():
         if i not in first or without_version(first[i]) != without_version(obj):
             assert i in got and without_version(got[i]) == without_version(obj), i
+
+
+def live(sim, sink, state, summary, *extra, expect=COMPLETE):
+    r = run_ctiport("export", *sim.source_args(), "--to", sink, "--state", state,
+                    "--summary", summary, "--no-progress", "--rate", "200", *extra,
+                    env_extra=sim.env())
+    if expect is not None:
+        assert r.returncode == expect, r.describe()
+    return r
+
+
+def test_live_incremental_runs_match_dump_runs_and_a_failed_listing_changes_nothing(tmp_path):
+    """Against ctiport-sim (paged, throttled, with transient faults): the live source's deltas
+    are the dump source's, and a run whose indicator pages fail revokes and acknowledges nothing."""
+    dump = clean_dump(tmp_path)
+    live_state, dump_state = tmp_path / "live.db", tmp_path / "dump.db"
+    live_sink, dump_sink = ("stix:%s" % (tmp_path / name) for name in ("live.json", "dump.json"))
+    sim_flags = ("--page-size", "7", "--rate", "60", "--retry-after-format", "fractional",
+                 "--fault-after", "3", "--seed", "5")
+
+    def both(step: str):
+        with running_sim("--dump", dump, *sim_flags) as sim:
+            live(sim, live_sink, live_state, tmp_path / ("live-%s.json" % step))
+        export(dump, dump_sink, state=dump_state, summary=tmp_path / ("dump-%s.json" % step))
+        got = [sorted(canonical(o) for o in bundle_objects(tmp_path / name))
+               for name in ("live.json", "dump.json")]
+        assert got[0] == got[1], "the live delta differs from the dump delta in step %s" % step
+        return got[0]
+
+    assert len(both("first")) > 700
+    assert both("unchanged") == []
+    edit_dump(dump)
+    # Indicator pages that keep failing: the run fails, nothing is revoked or acknowledged.
+    with running_sim("--dump", dump, "--page-size", "5", "--fault-after", "12", "--fault-rate", "1",
+                     "--faults", "503") as sim:
+        failed = live(sim, live_sink, live_state, tmp_path / "live-failed.json", "--max-attempts", "2",
+                      expect=EXIT_FAILED)
+    summary = load_json(tmp_path / "live-failed.json")
+    assert summary["state"]["revoked"] == 0, summary["state"]
+    assert summary["sinks"][0]["status"] == "failed", failed.describe()
+    delta = both("edited")
+    assert any(o.get("revoked") for o in map(json.loads, delta)), "no revocation in the delta"

@@ -166,3 +166,29 @@ def test_a_mistake_in_the_file_is_a_usage_error_naming_the_key(tmp_path, edit, e
     assert "%s: %s" % (config, expected) in run.stderr, run.describe()
     assert SECRET not in run.stderr
     assert not out.exists(), "nothing is written when the configuration is wrong"
+
+
+def test_the_state_key_runs_the_same_incremental_job_as_the_option(tmp_path):
+    """`state = "…"` in the file and `--state` on the command line: the same versions, and the
+    same nothing-new second run."""
+    by_file, by_flags = tmp_path / "file", tmp_path / "flags"
+    text = config_into(by_file).replace('# state = "state/ctiport.db"',
+                                        'state = "%s/state.db"' % by_file.as_posix())
+    assert 'state = "' in text
+    config = write_config(tmp_path / "ctiport.toml", text)
+    flags = ["export", "--from", "dir:samples/mdti", "--to", "stix:%s" % (by_flags / "bundle.json"),
+             "--summary", by_flags / "summary.json", "--state", by_flags / "state.db",
+             "--actor-as", "threat-actor", "--tlp", "amber", "--marking-set", "tlp2"]
+    for round_ in ("first", "second"):
+        file_run = run_ctiport("export", "--config", config, "--to", "stix:%s" % (by_file / "bundle.json"))
+        assert file_run.returncode == EXIT_PARTIAL, file_run.describe()
+        flags_run = run_ctiport(*flags)
+        assert flags_run.returncode == EXIT_PARTIAL, flags_run.describe()
+        file_summary = load_json(by_file / "summary.json")
+        flags_summary = load_json(by_flags / "summary.json")
+        for key in ("new", "changed", "unchanged", "revoked", "run"):
+            assert file_summary["state"][key] == flags_summary["state"][key], (round_, key)
+        assert file_summary["sinks"][0]["delta"] == flags_summary["sinks"][0]["delta"], round_
+        assert canonical_objects(load_json(by_file / "bundle.json").get("objects", [])) == \
+            canonical_objects(load_json(by_flags / "bundle.json").get("objects", [])), round_
+    assert file_summary["state"]["new"] == 0 and file_summary["sinks"][0]["delta"]["new"] == 0

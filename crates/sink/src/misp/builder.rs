@@ -6,12 +6,18 @@
 //! An event's attributes are held only until the event is complete, so memory is bounded by the
 //! attribute limit, never by the size of the export; what is remembered per profile is a few
 //! strings.
+//!
+//! With a state store (`--state`), revocations follow the source's records. Events are built
+//! from the current records only, but a revoked membership (`indicates`) of a profile that this
+//! run did not list tells that the profile vanished from the source: the builder remembers its
+//! id ([`EventBuilder::vanished`]), so that each sink can retire that profile's events in its
+//! target (every attribute deleted) instead of leaving them live.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use ctiport_model::graph::{IntelProfile, ProfileKind};
-use ctiport_model::record::{Mapped, MappedIndicator, MappedProfile};
+use ctiport_model::record::{Mapped, MappedIndicator, MappedProfile, Revocation};
 use ctiport_model::timestamp::Timestamp;
 use uuid::Uuid;
 
@@ -65,6 +71,9 @@ pub struct EventBuilder {
     options: MispOptions,
     profiles: HashMap<String, ProfileMemo>,
     current: Option<Building>,
+    /// Profiles whose memberships were revoked while the profile itself was not listed in this
+    /// run: one id per vanished profile.
+    vanished: BTreeSet<String>,
 }
 
 impl EventBuilder {
@@ -78,6 +87,7 @@ impl EventBuilder {
             options,
             profiles: HashMap::new(),
             current: None,
+            vanished: BTreeSet::new(),
         })
     }
 
@@ -87,8 +97,9 @@ impl EventBuilder {
         match record {
             Mapped::Profile(profile) => self.open_profile(profile, &mut completed)?,
             Mapped::Indicator(indicator) => self.add_indicator(indicator, &mut completed)?,
-            // Events are built from the current state; a revocation names nothing to add.
-            Mapped::Revoked(_) => {}
+            // Events are built from the current state; a revocation adds nothing to them, but
+            // may tell that a profile vanished.
+            Mapped::Revoked(revocation) => self.note_revocation(revocation),
         }
         Ok(completed)
     }
@@ -110,6 +121,29 @@ impl EventBuilder {
         parts
     }
 
+    /// The profiles that vanished from the source: a revocation ended one of their memberships
+    /// and this run did not list them. In id order, so that retiring their events is
+    /// deterministic. Empty without a state store (no revocations arrive).
+    pub fn vanished(&self) -> Vec<String> {
+        self.vanished
+            .iter()
+            .filter(|id| !self.profiles.contains_key(*id))
+            .cloned()
+            .collect()
+    }
+
+    /// Revocations come after every source record, so a profile not seen by then was not listed
+    /// in this run. Only revoked memberships name a profile; a profile without indicators has
+    /// none, and its (attribute-less) event needs no retirement.
+    fn note_revocation(&mut self, revocation: &Revocation) {
+        if let Some(membership) = &revocation.membership
+            && !self.profiles.contains_key(&membership.profile_id)
+            && !self.vanished.contains(&membership.profile_id)
+        {
+            self.vanished.insert(membership.profile_id.clone());
+        }
+    }
+
     /// Extension event `part` of a profile seen in this export, without any attribute: the
     /// header of an extension event that this export no longer fills (the profile shrank), so
     /// that an earlier copy of it can be retracted. `None` for an unknown profile or part 1.
@@ -124,6 +158,33 @@ impl EventBuilder {
             .or_else(|| memo.first_active.map(date))
             .unwrap_or_else(|| EPOCH_DATE.to_owned());
         Some(header(&self.options, memo, profile_id, part, date))
+    }
+
+    /// A stored event of a profile this export no longer lists (a vanished profile), emptied:
+    /// the target's own copy (the feed's previous file) with its header, tags, `Orgc` and report
+    /// as they are, and no attribute, so that merging it with that copy retracts every attribute
+    /// and changes nothing else. The builder knows nothing of a profile it was not given in this
+    /// run (title, kind, first activity), so the header is the copy's rather than a minimal one
+    /// that would rename or re-date the event; the report stays, as on a MISP instance, where a
+    /// retirement sends attributes only.
+    pub fn emptied(copy: &Event) -> Event {
+        Event {
+            uuid: copy.uuid.clone(),
+            info: copy.info.clone(),
+            date: copy.date.clone(),
+            threat_level_id: copy.threat_level_id.clone(),
+            analysis: copy.analysis.clone(),
+            distribution: copy.distribution.clone(),
+            published: copy.published,
+            timestamp: "0".into(),
+            publish_timestamp: copy.publish_timestamp.clone(),
+            extends_uuid: copy.extends_uuid.clone(),
+            orgc: copy.orgc.clone(),
+            tags: copy.tags.clone(),
+            // Not `..copy.clone()`: the copy may hold thousands of attributes.
+            attributes: Vec::new(),
+            reports: copy.reports.clone(),
+        }
     }
 
     fn open_profile(
@@ -306,5 +367,190 @@ fn header(
         tags: memo.tags.clone(),
         attributes: Vec::new(),
         reports: Vec::new(),
+    }
+}
+
+/// A revoked `indicates` relationship that ended `value`'s membership of `profile_id`, as the
+/// state store streams it at the end of a run (for the MISP sinks' tests).
+#[cfg(test)]
+pub(crate) fn revoked_membership(profile_id: &str, value: &str) -> Mapped {
+    use ctiport_model::record::{Emitted, Membership, ObservableType, Revocation, Version};
+    use ctiport_model::stix::EncodedObject;
+    let id = format!("relationship--{profile_id}-{value}");
+    Mapped::Revoked(Revocation {
+        object: Emitted {
+            object: EncodedObject {
+                id: id.as_str().into(),
+                object_type: "relationship".into(),
+                json: format!("{{\"id\":\"{id}\",\"revoked\":true}}").into(),
+                references: Vec::new().into(),
+            },
+            first: true,
+            version: Version { run: 2, origin: 1 },
+        },
+        membership: Some(Membership {
+            profile_id: profile_id.into(),
+            indicator_stix_id: format!("indicator--{value}"),
+            observable_type: ObservableType::Domain,
+            value: value.into(),
+        }),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic
+mod tests {
+    use super::*;
+    use crate::misp::config::{Distribution, Organisation};
+    use crate::misp::mapping::AttributeTable;
+    use crate::misp::merge::merge;
+    use ctiport_model::graph::IndicatorSource;
+    use ctiport_model::record::{Emitted, ObservableType, Version};
+    use ctiport_model::stix::EncodedObject;
+
+    fn options() -> MispOptions {
+        MispOptions {
+            distribution: Distribution::Community,
+            org: Organisation::new("Example CTI Org", None),
+            max_attributes: 100,
+            tlp: "amber".into(),
+            table: AttributeTable::embedded().unwrap(),
+        }
+    }
+
+    fn profile(id: &str) -> Mapped {
+        Mapped::Profile(MappedProfile {
+            profile_id: id.into(),
+            title: format!("Actor {id}"),
+            kind: ProfileKind::Actor,
+            indicated_ref: format!("threat-actor--{id}"),
+            profile: Arc::new(IntelProfile {
+                id: id.into(),
+                kind: ProfileKind::Actor,
+                title: Some(format!("Actor {id}")),
+                first_active: Timestamp::parse("2020-02-24T00:00:00Z"),
+                aliases: vec![],
+                targets: vec![],
+                countries_or_regions: vec![],
+                summary: None,
+                description: None,
+                tradecraft: None,
+            }),
+            objects: vec![],
+        })
+    }
+
+    fn indicator(profile_id: &str, value: &str) -> Mapped {
+        Mapped::Indicator(MappedIndicator {
+            indicator_id: format!("i-{value}"),
+            profile_id: profile_id.into(),
+            observable_type: ObservableType::Domain,
+            value: value.into(),
+            source: Some(IndicatorSource::Osint),
+            first_seen: Timestamp::parse("2024-01-02T03:04:05Z"),
+            last_seen: Timestamp::parse("2024-03-01T00:00:00Z"),
+            confidence: Some(50),
+            host: None,
+            stix_id: format!("indicator--{value}"),
+            objects: vec![],
+        })
+    }
+
+    /// A revocation without a membership (a profile's SDO, report or note).
+    fn revoked_object(id: &str) -> Mapped {
+        Mapped::Revoked(Revocation {
+            object: Emitted {
+                object: EncodedObject {
+                    id: id.into(),
+                    object_type: "threat-actor".into(),
+                    json: "{}".into(),
+                    references: Vec::new().into(),
+                },
+                first: true,
+                version: Version::default(),
+            },
+            membership: None,
+        })
+    }
+
+    #[test]
+    fn revoked_memberships_of_unlisted_profiles_name_the_vanished_profiles() {
+        let mut builder = EventBuilder::new(options()).unwrap();
+        let mut events = Vec::new();
+        for record in [
+            profile("listed"),
+            indicator("listed", "a.example"),
+            // Revocations follow the source: one completes nothing.
+            revoked_membership("listed", "b.example"),
+            revoked_membership("zeta", "c.example"),
+            revoked_membership("gone", "d.example"),
+            revoked_membership("gone", "e.example"),
+            revoked_object("threat-actor--other"),
+        ] {
+            events.extend(builder.add(&record).unwrap());
+        }
+        assert!(events.is_empty());
+        assert_eq!(builder.vanished(), ["gone", "zeta"]);
+        assert_eq!(builder.vanished.len(), 2, "one entry per vanished profile");
+        let last = builder.finish().unwrap().unwrap();
+        assert_eq!(last.profile_id, "listed");
+        assert_eq!(last.event.attributes.len(), 1);
+        assert_eq!(builder.parts(), [("listed".to_owned(), 1)]);
+        // Without revocations (no state store), nothing vanished.
+        let mut builder = EventBuilder::new(options()).unwrap();
+        builder.add(&profile("listed")).unwrap();
+        assert!(builder.vanished().is_empty());
+    }
+
+    #[test]
+    fn an_emptied_copy_retracts_every_attribute_and_keeps_the_rest() {
+        let mut builder = EventBuilder::new(options()).unwrap();
+        builder.add(&profile("gone")).unwrap();
+        builder.add(&indicator("gone", "a.example")).unwrap();
+        builder.add(&indicator("gone", "b.example")).unwrap();
+        let previous = builder.finish().unwrap().unwrap().event;
+        let emptied = EventBuilder::emptied(&previous);
+        assert!(emptied.attributes.is_empty());
+        assert_eq!(emptied.reports, previous.reports);
+        assert_eq!(
+            (
+                &emptied.uuid,
+                &emptied.info,
+                &emptied.date,
+                &emptied.orgc,
+                &emptied.tags
+            ),
+            (
+                &previous.uuid,
+                &previous.info,
+                &previous.date,
+                &previous.orgc,
+                &previous.tags
+            )
+        );
+        let retired = merge(&previous, emptied);
+        let newest = previous
+            .attributes
+            .iter()
+            .map(|a| a.timestamp.parse::<u64>().unwrap())
+            .max()
+            .unwrap();
+        assert!(retired.timestamp.parse::<u64>().unwrap() > newest);
+        assert_eq!(retired.attributes.len(), 2);
+        for (now, before) in retired.attributes.iter().zip(&previous.attributes) {
+            assert!(now.deleted && now.timestamp == retired.timestamp);
+            assert_eq!((&now.uuid, &now.value), (&before.uuid, &before.value));
+        }
+        assert_eq!(retired.reports, previous.reports);
+        assert_eq!(
+            Event {
+                timestamp: previous.timestamp.clone(),
+                attributes: previous.attributes.clone(),
+                ..retired.clone()
+            },
+            previous
+        );
+        // Retiring it again changes nothing.
+        assert_eq!(merge(&retired, EventBuilder::emptied(&retired)), retired);
     }
 }

@@ -19,8 +19,16 @@
 //! ([`merge`]): attributes the profile no longer lists stay in the file with `"deleted": true`,
 //! and whatever changed gets newer timestamps, event included, so MISP takes the change; an
 //! unchanged event is written byte for byte as before. An extension event that a shrunk profile
-//! no longer fills is kept, all its attributes deleted. Other event files of an earlier export
-//! that this one no longer lists (profiles no longer exported) are removed.
+//! no longer fills is kept, all its attributes deleted.
+//!
+//! With a state store (`--state`), a profile the source stopped listing altogether (a vanished
+//! profile: the store revokes its memberships, see [`EventBuilder::vanished`]) keeps its event
+//! files too, written again with every attribute deleted and listed in the manifest, so that a
+//! pulling MISP retracts them. Such a retired file (every attribute deleted) stays in later runs
+//! of a sink the store has acknowledged, as it is, until the profile is listed again and its
+//! event is dated against it. Other event files of an earlier export that this one no longer
+//! lists (profiles no longer exported, all event files of unlisted profiles without a state
+//! store) are removed.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -35,6 +43,7 @@ use super::builder::EventBuilder;
 use super::config::MispOptions;
 use super::event::{Event, EventDocument, ManifestEntry, OwnedEventDocument};
 use super::merge::merge;
+use super::uuid::event_uuid;
 use crate::atomic::io_error;
 use crate::io_adapter::{AtomicWriter, csv_error};
 use crate::{Sink, SinkError, SinkReport};
@@ -50,7 +59,19 @@ pub struct MispFeedSink {
     manifest: BTreeMap<String, ManifestEntry>,
     staged_events: Vec<String>,
     attributes: u64,
+    /// The last run of the state store this sink acknowledged (`--state`); `None` without one.
+    acknowledged: Option<u32>,
+    retired: Retired,
     committed: bool,
+}
+
+/// Event files of vanished profiles written with every attribute deleted in this run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Retired {
+    profiles: u64,
+    events: u64,
+    /// Attributes live in the previous file and deleted now.
+    attributes: u64,
 }
 
 impl MispFeedSink {
@@ -72,6 +93,8 @@ impl MispFeedSink {
             manifest: BTreeMap::new(),
             staged_events: Vec::new(),
             attributes: 0,
+            acknowledged: None,
+            retired: Retired::default(),
             committed: false,
         })
     }
@@ -129,6 +152,77 @@ impl MispFeedSink {
         Ok(())
     }
 
+    /// The event files of profiles that vanished from the source (known from the state store's
+    /// revocations): each part that the feed holds, from the main event on, is written again with
+    /// every attribute deleted, header, tags and report as the file has them (the run knows
+    /// nothing else of a profile it did not list), instead of being removed.
+    fn retire_vanished(&mut self) -> Result<(), SinkError> {
+        for profile_id in self.builder.vanished() {
+            let mut retired = false;
+            for part in 1.. {
+                let uuid = event_uuid(&profile_id, part).to_string();
+                if !event_path(&self.directory, &uuid).exists() {
+                    break;
+                }
+                let Some(previous) = previous_event(&self.directory, &uuid) else {
+                    continue;
+                };
+                let live = previous.attributes.iter().filter(|a| !a.deleted).count() as u64;
+                let event = merge(&previous, EventBuilder::emptied(&previous));
+                self.write_file(&event)?;
+                self.retired.events += 1;
+                self.retired.attributes += live;
+                retired = true;
+            }
+            if retired {
+                self.retired.profiles += 1;
+            }
+        }
+        let r = self.retired;
+        if r.events > 0 {
+            tracing::info!(
+                directory = %self.directory.display(),
+                profiles = r.profiles,
+                events = r.events,
+                retracted = r.attributes,
+                "MISP feed: {} event(s) of {} profile(s) the source no longer lists kept with \
+                 every attribute deleted; {} attribute(s) marked deleted",
+                r.events,
+                r.profiles,
+                r.attributes
+            );
+        }
+        Ok(())
+    }
+
+    /// With a state store: event files of earlier retirements (every attribute deleted) that this
+    /// export does not list stay in the feed and its manifest, as they are, so that a MISP that
+    /// pulls late still retracts, and a profile listed again is dated against its retirement.
+    fn keep_retired_events(&mut self) {
+        if self.acknowledged.is_none() {
+            return;
+        }
+        let Ok(entries) = fs::read_dir(&self.directory) else {
+            return;
+        };
+        // One file at a time; the manifest keeps only its entry.
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(uuid) = event_file_uuid(&name) else {
+                continue;
+            };
+            if self.manifest.contains_key(uuid) {
+                continue;
+            }
+            if let Some(event) = previous_event(&self.directory, uuid)
+                && is_retired(&event)
+            {
+                self.manifest
+                    .insert(event.uuid.clone(), ManifestEntry::of(&event));
+            }
+        }
+    }
+
     fn commit_staged(&mut self) -> Result<Vec<String>, SinkError> {
         let hashes_path = self.staging.join(HASHES);
         if let Some(hashes) = self.hashes.take() {
@@ -176,11 +270,17 @@ impl Sink for MispFeedSink {
         crate::Delivery::Snapshot
     }
 
+    fn acknowledged(&mut self, run: Option<u32>) {
+        self.acknowledged = run;
+    }
+
     fn finish(mut self: Box<Self>) -> Result<SinkReport, SinkError> {
         if let Some(built) = self.builder.finish()? {
             self.write_event(built.event)?;
         }
         self.retire_stale_extensions()?;
+        self.retire_vanished()?;
+        self.keep_retired_events();
         let files = self.commit_staged()?;
         self.committed = true;
         let _ = fs::remove_dir_all(&self.staging);
@@ -240,6 +340,19 @@ fn previous_event(directory: &Path, uuid: &str) -> Option<Event> {
     }
 }
 
+/// The event uuid of a `<uuid>.json` event file name (lower-case, hyphenated), or `None`.
+fn event_file_uuid(name: &str) -> Option<&str> {
+    let stem = name.strip_suffix(".json")?;
+    Uuid::try_parse(stem)
+        .is_ok_and(|u| u.to_string() == stem)
+        .then_some(stem)
+}
+
+/// Whether an event is a retirement: it has attributes, and every one is deleted.
+fn is_retired(event: &Event) -> bool {
+    !event.attributes.is_empty() && event.attributes.iter().all(|a| a.deleted)
+}
+
 /// Removes `<uuid>.json` event files of an earlier export that this manifest no longer lists
 /// (other files in the directory are left alone).
 fn remove_stale_events(directory: &Path, manifest: &BTreeMap<String, ManifestEntry>) {
@@ -248,11 +361,7 @@ fn remove_stale_events(directory: &Path, manifest: &BTreeMap<String, ManifestEnt
     };
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_suffix(".json") else {
-            continue;
-        };
-        let is_event_file = Uuid::try_parse(stem).is_ok_and(|u| u.to_string() == stem);
-        if is_event_file && !manifest.contains_key(stem) {
+        if event_file_uuid(&name).is_some_and(|uuid| !manifest.contains_key(uuid)) {
             let _ = fs::remove_file(entry.path());
         }
     }
@@ -323,7 +432,18 @@ mod tests {
     }
 
     fn run(directory: &Path, records: &[Mapped], max_attributes: usize) -> SinkReport {
+        run_acked(directory, records, max_attributes, None)
+    }
+
+    /// A run with a state store whose last run this sink acknowledged was `acked`.
+    fn run_acked(
+        directory: &Path,
+        records: &[Mapped],
+        max_attributes: usize,
+        acked: Option<u32>,
+    ) -> SinkReport {
         let mut sink = Box::new(MispFeedSink::create(directory, options(max_attributes)).unwrap());
+        sink.acknowledged(acked);
         sink.begin(&[]).unwrap();
         for record in records {
             sink.write(record).unwrap();
@@ -602,6 +722,125 @@ mod tests {
             .collect();
         files.sort();
         files
+    }
+
+    #[test]
+    fn a_vanished_profile_keeps_its_events_with_every_attribute_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |profile: &str, part: u32| {
+            dir.path()
+                .join(format!("{}.json", event_uuid(profile, part)))
+        };
+        let kept = vec![
+            profile("keep", "Kept", ProfileKind::Tool),
+            indicator("keep", "k1", ObservableType::Ipv4, "198.51.100.9"),
+        ];
+        let mut gone = vec![profile("gone", "Gone", ProfileKind::Actor)];
+        for n in 0..3u8 {
+            gone.push(indicator(
+                "gone",
+                &format!("g{n}"),
+                ObservableType::Domain,
+                &format!("g{n}.example"),
+            ));
+        }
+        // Run 1: both profiles; "gone" spans two events.
+        let all: Vec<Mapped> = gone.iter().chain(&kept).cloned().collect();
+        assert_eq!(run_acked(dir.path(), &all, 2, None).objects, 4);
+        let before: Vec<Value> = (1..=2).map(|part| read(file("gone", part))).collect();
+        let kept_before = fs::read(file("keep", 1)).unwrap();
+
+        // Run 2: "gone" is no longer listed; the store revokes its memberships.
+        let mut second = kept.clone();
+        for n in 0..3u8 {
+            second.push(crate::misp::builder::revoked_membership(
+                "gone",
+                &format!("g{n}.example"),
+            ));
+        }
+        let report = run_acked(dir.path(), &second, 2, Some(1));
+        assert_eq!(report.objects, 1, "retracted attributes are not in place");
+        let manifest = read(dir.path().join(MANIFEST));
+        assert_eq!(manifest.as_object().unwrap().len(), 3);
+        for (part, old) in (1..=2).zip(&before) {
+            let uuid = event_uuid("gone", part).to_string();
+            let new = read(file("gone", part));
+            let (old, new) = (&old["Event"], &new["Event"]);
+            assert!(seconds(&new["timestamp"]) > seconds(&old["timestamp"]));
+            assert_eq!(
+                seconds(&manifest[&uuid]["timestamp"]),
+                seconds(&new["timestamp"])
+            );
+            let attributes = new["Attribute"].as_array().unwrap();
+            assert_eq!(attributes.len(), if part == 1 { 2 } else { 1 });
+            for (attribute, previous) in attributes.iter().zip(old["Attribute"].as_array().unwrap())
+            {
+                assert_eq!(attribute["deleted"], true);
+                assert_eq!(attribute["uuid"], previous["uuid"]);
+                assert_eq!(attribute["timestamp"], new["timestamp"]);
+            }
+            for field in ["info", "date", "Orgc", "Tag", "extends_uuid", "EventReport"] {
+                assert_eq!(new.get(field), old.get(field), "{field}");
+            }
+        }
+        assert_eq!(fs::read(file("keep", 1)).unwrap(), kept_before);
+        let hashes = fs::read_to_string(dir.path().join(HASHES)).unwrap();
+        assert_eq!(hashes.lines().count(), 1, "{hashes}");
+        let retired = snapshot(dir.path());
+
+        // Run 3: nothing new is revoked; the retired files stay as they are.
+        run_acked(dir.path(), &kept, 2, Some(2));
+        assert_eq!(snapshot(dir.path()), retired);
+
+        // Run 4: listed again, the attributes come back, newer than their retirement.
+        let report = run_acked(dir.path(), &all, 2, Some(3));
+        assert_eq!(report.objects, 4);
+        for part in 1..=2 {
+            let back = read(file("gone", part));
+            let old = &retired
+                .iter()
+                .find(|(name, _)| *name == format!("{}.json", event_uuid("gone", part)))
+                .map(|(_, bytes)| serde_json::from_slice::<Value>(bytes).unwrap())
+                .unwrap();
+            assert!(seconds(&back["Event"]["timestamp"]) > seconds(&old["Event"]["timestamp"]));
+            for attribute in back["Event"]["Attribute"].as_array().unwrap() {
+                assert_eq!(attribute["deleted"], false);
+                assert!(seconds(&attribute["timestamp"]) > seconds(&old["Event"]["timestamp"]));
+            }
+        }
+
+        // Retired again, then a run without a state store: the unlisted profile's files go.
+        run_acked(dir.path(), &second, 2, Some(4));
+        assert_eq!(
+            read(dir.path().join(MANIFEST)).as_object().unwrap().len(),
+            3
+        );
+        run(dir.path(), &kept, 2);
+        assert!(!file("gone", 1).exists() && !file("gone", 2).exists());
+        assert_eq!(
+            read(dir.path().join(MANIFEST)).as_object().unwrap().len(),
+            1
+        );
+    }
+
+    #[test]
+    fn without_a_previous_file_a_vanished_profile_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = vec![
+            profile("keep", "Kept", ProfileKind::Tool),
+            indicator("keep", "k1", ObservableType::Ipv4, "198.51.100.9"),
+            crate::misp::builder::revoked_membership("gone", "g.example"),
+        ];
+        run_acked(dir.path(), &records, 10, Some(1));
+        assert_eq!(
+            read(dir.path().join(MANIFEST)).as_object().unwrap().len(),
+            1
+        );
+        assert!(
+            !dir.path()
+                .join(format!("{}.json", event_uuid("gone", 1)))
+                .exists()
+        );
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! edit refused as "not newer than the local copy" (someone edited the event in between) is
 //! re-planned on a fresh copy, a few times.
 //!
+//! After the last event, the events the export no longer fills are retired (every live attribute
+//! sent back deleted, nothing else): extension events beyond a profile's last part, and, with a
+//! state store, every event of a profile that vanished from the source (its memberships revoked
+//! while this run did not list it, [`EventBuilder::vanished`]).
+//!
 //! An event the instance refuses (validation, blocklist, another organisation's event) does not
 //! stop the push: its attributes are counted as failed and named in the report, and the run
 //! fails at the end. A refused key or role, an instance that stays unreachable, or 1,000 failures
@@ -43,13 +48,15 @@ pub struct Tally {
     pub edited: u64,
     pub unchanged: u64,
     pub refused: u64,
-    /// Extension events of an earlier, larger export whose attributes were all retracted.
+    /// Events whose attributes were all retracted: extension events of an earlier, larger export
+    /// and events of profiles that vanished from the source.
     pub retired: u64,
     /// Attributes the instance holds as built (the sink's `objects`).
     pub attributes: u64,
     /// Attributes sent in adds and edits (new or changed).
     pub sent: u64,
-    /// Attributes marked deleted because their indicator left the profile.
+    /// Attributes marked deleted because their indicator left the profile (or the profile left
+    /// the source).
     pub retracted: u64,
     pub failed: u64,
     pub failures: Vec<String>,
@@ -119,12 +126,50 @@ impl MispRestSink {
         for (profile_id, parts) in self.builder.parts() {
             for part in parts + 1.. {
                 let uuid = event_uuid(&profile_id, part).to_string();
-                let found = link
-                    .runtime
-                    .block_on(retire(&link.service, &uuid, &mut self.tally))?;
+                let found = link.runtime.block_on(retire(
+                    &link.service,
+                    &uuid,
+                    STALE_EXTENSION,
+                    &mut self.tally,
+                ))?;
                 if !found {
                     break;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every event of a profile that vanished from the source (known from the state store's
+    /// revocations), from the main event on while the instance has them: their attributes are
+    /// retracted. The edit carries no header, tags or report, so the instance keeps its own
+    /// (this run knows nothing else of a profile it did not list).
+    fn retire_vanished(&mut self) -> Result<(), MispError> {
+        let link = self.link.as_ref().ok_or_else(not_begun)?;
+        for profile_id in self.builder.vanished() {
+            let before = (self.tally.retired, self.tally.retracted);
+            for part in 1.. {
+                let uuid = event_uuid(&profile_id, part).to_string();
+                let found = link.runtime.block_on(retire(
+                    &link.service,
+                    &uuid,
+                    VANISHED_PROFILE,
+                    &mut self.tally,
+                ))?;
+                if !found {
+                    break;
+                }
+            }
+            if self.tally.retired > before.0 {
+                tracing::debug!(
+                    profile = %profile_id,
+                    events = self.tally.retired - before.0,
+                    retracted = self.tally.retracted - before.1,
+                    "MISP: the events of a profile the source no longer lists were retired"
+                );
+            }
+            if self.tally.failed >= MAX_FAILURES {
+                return Err(MispError::Refused(self.failures_text("giving up")));
             }
         }
         Ok(())
@@ -244,9 +289,20 @@ async fn edit(service: &MispService, event: &Event, plan: &EditPlan) -> Result<E
     }
 }
 
-/// Retracts the attributes of an event that no longer exists in the export. Returns whether the
-/// instance had the event.
-async fn retire(service: &MispService, uuid: &str, tally: &mut Tally) -> Result<bool, MispError> {
+/// Why an event is retired, for the failure that names a refused retirement.
+const STALE_EXTENSION: &str = "this extension event of an earlier export lists indicators that \
+                               left the profile, and the instance refused to mark them deleted";
+const VANISHED_PROFILE: &str = "this event's profile is no longer listed by the source, and the \
+                                instance refused to mark its attributes deleted";
+
+/// Retracts the attributes of an event that no longer exists in the export (`why` names the
+/// reason in a failure). Returns whether the instance had the event.
+async fn retire(
+    service: &MispService,
+    uuid: &str,
+    why: &str,
+    tally: &mut Tally,
+) -> Result<bool, MispError> {
     if !service.exists(uuid).await? {
         return Ok(false);
     }
@@ -277,15 +333,12 @@ async fn retire(service: &MispService, uuid: &str, tally: &mut Tally) -> Result<
                 tally.fail(&label, &problem.to_string(), 1);
             }
         }
-        Edited::NotNewer | Edited::Refused(_) => {
-            let count = plan.deletions.len() as u64;
-            tally.fail(
-                &label,
-                "this extension event of an earlier export lists indicators that left the \
-                 profile, and the instance refused to mark them deleted",
-                count,
-            );
-        }
+        Edited::NotNewer => tally.fail(&label, why, plan.deletions.len() as u64),
+        Edited::Refused(reason) => tally.fail(
+            &label,
+            &format!("{why}: {reason}"),
+            plan.deletions.len() as u64,
+        ),
     }
     Ok(true)
 }
@@ -373,6 +426,7 @@ impl Sink for MispRestSink {
             self.push(built)?;
         }
         self.retire_stale_extensions()?;
+        self.retire_vanished()?;
         let t = &self.tally;
         tracing::info!(
             url = %self.config.base_url,
@@ -380,15 +434,17 @@ impl Sink for MispRestSink {
             edited = t.edited,
             unchanged = t.unchanged,
             refused = t.refused,
+            retired = t.retired,
             attributes = t.attributes,
             retracted = t.retracted,
             failed = t.failed,
-            "MISP: {} event(s) added, {} edited, {} unchanged, {} refused; {} attribute(s) in \
-             place ({} sent), {} marked deleted, {} failed",
+            "MISP: {} event(s) added, {} edited, {} unchanged, {} refused, {} retired; {} \
+             attribute(s) in place ({} sent), {} marked deleted, {} failed",
             t.added,
             t.edited,
             t.unchanged,
             t.refused,
+            t.retired,
             t.attributes,
             t.sent,
             t.retracted,

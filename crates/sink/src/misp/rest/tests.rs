@@ -572,6 +572,97 @@ async fn a_profile_that_shrank_retires_its_extra_extension_events() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_profile_has_every_event_retired_and_comes_back_when_listed_again() {
+    let mock = Arc::new(Mock::new());
+    let url = start(mock.clone()).await;
+    let values = ["a.example", "b.example", "c.example"];
+    let mut all = records("gone", "s", &values);
+    all.extend(records("kept", "s", &["k.example"]));
+    let report = push(&url, all.clone(), 2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((report.objects, report.failed), (4, 0));
+    let parts = [
+        event_uuid("gone", 1).to_string(),
+        event_uuid("gone", 2).to_string(),
+    ];
+    let before: Vec<Value> = parts
+        .iter()
+        .map(|uuid| mock.state().events[uuid].clone())
+        .collect();
+    let kept = event_uuid("kept", 1).to_string();
+    let kept_before = mock.state().events[&kept].clone();
+
+    // "gone" is no longer listed: the state store revokes its memberships after the records.
+    let mut second = records("kept", "s", &["k.example"]);
+    second.extend(
+        values
+            .iter()
+            .map(|v| crate::misp::builder::revoked_membership("gone", v)),
+    );
+    let report = push(&url, second.clone(), 2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (report.objects, report.failed),
+        (1, 0),
+        "{:?}",
+        report.failures
+    );
+    for (uuid, old) in parts.iter().zip(&before) {
+        let state = mock.state();
+        let event = &state.events[uuid];
+        let attributes = event["Attribute"].as_array().cloned().unwrap_or_default();
+        assert!(!attributes.is_empty());
+        assert!(
+            attributes.iter().all(|a| a["deleted"] == json!(true)),
+            "{event}"
+        );
+        assert!(number(&event["timestamp"]) > number(&old["timestamp"]));
+        for field in ["info", "date", "extends_uuid", "Tag", "EventReport"] {
+            assert_eq!(event[field], old[field], "{field}");
+        }
+    }
+    assert_eq!(mock.state().events[&kept], kept_before);
+    let edited: Vec<String> = mock
+        .state()
+        .log
+        .iter()
+        .filter(|l| l.contains("/events/edit/"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        edited,
+        parts
+            .iter()
+            .map(|u| format!("POST /events/edit/{u}"))
+            .collect::<Vec<_>>()
+    );
+
+    // Revoked again (a lagging sink's backlog): nothing left to retract, nothing sent.
+    let requests = mock.state().log.len();
+    push(&url, second, 2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !mock.state().log[requests..]
+            .iter()
+            .any(|l| l.contains("/events/edit/") || l.contains("/events/add"))
+    );
+
+    // Listed again: the attributes are live once more.
+    let report = push(&url, all, 2).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (report.objects, report.failed),
+        (4, 0),
+        "{:?}",
+        report.failures
+    );
+    assert_eq!(live_values(&mock, &parts[0]), ["a.example", "b.example"]);
+    assert_eq!(live_values(&mock, &parts[1]), ["c.example"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_key_or_role_stops_before_anything_is_pushed() {
     let mock = Arc::new(Mock::new());
     let url = start(mock.clone()).await;

@@ -191,7 +191,9 @@ pub fn plan_edit(built: &Event, stored: &StoredEvent) -> EditPlan {
 }
 
 /// Retracts every attribute of a stored event that no longer exists in the export (an
-/// extension event of a profile that shrank).
+/// extension event of a profile that shrank, or any event of a profile that vanished from the
+/// source); the edit carries nothing else, so the instance keeps the event's header, tags and
+/// report.
 pub fn plan_retire(stored: &StoredEvent) -> EditPlan {
     let live: Vec<&StoredAttribute> = stored.attributes.iter().filter(|a| !a.deleted).collect();
     let timestamp = live

@@ -275,8 +275,48 @@ def test_a_failed_taxii_sink_gets_its_backlog_and_the_file_sink_is_not_resent(tm
 def store_dump(state: Path) -> list:
     """The store's object versions, without run bookkeeping."""
     with closing(sqlite3.connect(state)) as db:
-        return db.execute("SELECT o.id, hex(o.hash), o.revoked, v.json FROM objects o"
-                          " LEFT JOIN versions v ON v.id = o.id ORDER BY o.id").fetchall()
+        (dictionary,) = db.execute("SELECT value FROM meta WHERE key = 'json_dictionary'").fetchone()
+        rows = db.execute("SELECT o.id, hex(o.hash), o.revoked, v.json FROM objects o"
+                          " LEFT JOIN versions v ON v.object = o.object ORDER BY o.id").fetchall()
+    return [(i, digest, revoked, None if data is None else lz4_expand(data, dictionary.encode()))
+            for i, digest, revoked, data in rows]
+
+
+def lz4_expand(data: bytes, dictionary: bytes) -> str:
+    """A stored version's JSON. `versions.json` holds its length (4 bytes, little-endian), then an
+    LZ4 block whose matches may reach back into the store's dictionary: the block format, decoded
+    here for want of an lz4 package."""
+    size = int.from_bytes(data[:4], "little")
+    out = bytearray(dictionary)
+    i = 4
+
+    def length(n: int) -> int:
+        # 15 in the token: the bytes that follow add up, to the first that is not 255.
+        nonlocal i
+        if n == 15:
+            while True:
+                n += data[i]
+                i += 1
+                if data[i - 1] != 255:
+                    break
+        return n
+
+    while True:
+        token = data[i]
+        i += 1
+        literals = length(token >> 4)
+        out += data[i:i + literals]
+        i += literals
+        if i == len(data):
+            break
+        offset = data[i] | data[i + 1] << 8
+        i += 2
+        start = len(out) - offset
+        for k in range(length(token & 15) + 4):  # a match may overlap what it copies
+            out.append(out[start + k])
+    json_text = bytes(out[len(dictionary):])
+    assert len(json_text) == size, "a stored version does not expand to its length"
+    return json_text.decode()
 
 
 @pytest.mark.parametrize("point", ["mapping", "sinks-written", "before-ack"])

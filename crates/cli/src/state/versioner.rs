@@ -17,7 +17,7 @@ use ctiport_model::stix::EncodedObject;
 use sha2::{Digest as _, Sha256};
 
 use super::restamp::{self, Stamp};
-use super::store::{Row, Store};
+use super::store::{Key, Row, Store};
 
 /// What the versioner did in this run, for the summary.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -51,6 +51,8 @@ const NAMED_PROFILES: u64 = 20;
 /// The profile whose listing the source is going through.
 struct OpenProfile {
     id: String,
+    /// Its key in the store (`profiles.profile`).
+    key: i64,
     /// A line of this profile's listing could not be read: its listing is incomplete.
     incomplete: bool,
     /// The objects of this profile's listing seen so far; what it owned before and is not here
@@ -61,6 +63,9 @@ struct OpenProfile {
 pub struct Versioner {
     store: Store,
     run: u32,
+    /// The store had no object when the run began (a first run): new objects are inserted
+    /// without looking them up first.
+    fresh: bool,
     coverage: Coverage,
     open: Option<OpenProfile>,
     /// A profile, line or file was rejected: some profile may be missing from the listing.
@@ -102,6 +107,7 @@ fn is_observable(object_type: &str) -> bool {
 impl Versioner {
     pub fn new(store: Store, run: u32, coverage: Coverage) -> Self {
         Versioner {
+            fresh: store.was_empty(),
             store,
             run,
             coverage,
@@ -155,15 +161,16 @@ impl Versioner {
         match mapped {
             Mapped::Profile(profile) => {
                 self.close_profile()?;
-                self.store.profile_listed(&profile.profile_id, self.run)?;
+                let key = self.store.profile_listed(&profile.profile_id, self.run)?;
                 let mut open = OpenProfile {
                     id: profile.profile_id.clone(),
+                    key,
                     incomplete: false,
                     listed: HashSet::new(),
                 };
                 for emitted in &mut profile.objects {
                     let owned = owned_by_profile(&emitted.object.object_type);
-                    self.version_object(emitted, owned.then_some(open.id.as_str()))?;
+                    self.version_object(emitted, owned.then_some(key))?;
                     if owned {
                         open.listed.insert(emitted.object.id.clone());
                     }
@@ -171,14 +178,32 @@ impl Versioner {
                 self.open = Some(open);
             }
             Mapped::Indicator(indicator) => {
+                let profile = match &self.open {
+                    Some(open) if open.id == indicator.profile_id => open.key,
+                    _ => self.store.profile_key(&indicator.profile_id)?,
+                };
+                // The record's indicator comes before its relationship.
+                let mut indicator_key = None;
                 for emitted in &mut indicator.objects {
                     let is_relationship = &*emitted.object.object_type == "relationship";
-                    let owner = is_relationship.then_some(indicator.profile_id.as_str());
-                    if self.version_object(emitted, owner)? && is_relationship {
+                    let owner = is_relationship.then_some(profile);
+                    let (key, stored_now) = self.version_object(emitted, owner)?;
+                    if *emitted.object.id == *indicator.stix_id {
+                        indicator_key = Some(key);
+                    }
+                    if stored_now && is_relationship {
+                        let indicator_key = match indicator_key {
+                            Some(key) => key,
+                            None => {
+                                self.store
+                                    .lookup(&indicator.stix_id)?
+                                    .ok_or_else(|| format!("{} is not stored", indicator.stix_id))?
+                                    .key
+                            }
+                        };
                         self.store.remember_membership(
-                            &emitted.object.id,
-                            &indicator.profile_id,
-                            &indicator.stix_id,
+                            key,
+                            indicator_key,
                             indicator.observable_type.as_str(),
                             &indicator.value,
                         )?;
@@ -215,14 +240,40 @@ impl Versioner {
         Ok(())
     }
 
-    /// Versions one object; true when this run stored a new version (or the first one).
+    /// Versions one object; returns its key in the store and whether this run stored a new
+    /// version (or the first one).
     fn version_object(
         &mut self,
         emitted: &mut Emitted,
-        owner: Option<&str>,
-    ) -> Result<bool, String> {
+        owner: Option<i64>,
+    ) -> Result<(Key, bool), String> {
         let id = emitted.object.id.clone();
         let dated = !is_observable(&emitted.object.object_type);
+        if self.fresh && emitted.first {
+            // The store was empty when this run began, so it holds only what this run stored,
+            // and the mapping meets this object for the first time in the run: it is new. The
+            // insert checks that in the same probe of the index a lookup would take; should it
+            // find the object stored after all, the lookup below decides as in any run.
+            let hash = digest(&emitted.object.json);
+            let first = Row {
+                id: &id,
+                hash: &hash,
+                revoked: false,
+                version_run: self.run,
+                origin_run: self.run,
+                owner,
+                restamped: false,
+                json: dated.then_some(&*emitted.object.json),
+            };
+            if let Some(key) = self.store.insert(&first)? {
+                self.counts.new += 1;
+                emitted.version = Version {
+                    run: self.run,
+                    origin: self.run,
+                };
+                return Ok((key, true));
+            }
+        }
         let stored = self.store.lookup(&id)?;
         if let (false, Some(stored)) = (emitted.first, &stored) {
             // A repeat within this run: exactly the version its first occurrence got.
@@ -230,13 +281,14 @@ impl Versioner {
                 run: stored.version_run,
                 origin: stored.origin_run,
             };
-            if dated && let Some(json) = self.store.json(&id)? {
+            if dated && let Some(json) = self.store.json(stored.key)? {
                 emitted.object.json = json.into();
             }
-            return Ok(false);
+            return Ok((stored.key, false));
         }
         let mapped_json = emitted.object.json.clone();
         let hash = digest(&mapped_json);
+        let key = stored.as_ref().map(|s| s.key);
         let (json, version) = match stored {
             Some(stored) if stored.hash == hash && !stored.revoked => {
                 self.counts.unchanged += 1;
@@ -246,15 +298,15 @@ impl Versioner {
                 };
                 // The emitted version differs from the mapping's (a later `modified`): reuse it.
                 if stored.restamped
-                    && let Some(json) = self.store.json(&id)?
+                    && let Some(json) = self.store.json(stored.key)?
                 {
                     emitted.object.json = json.into();
                 }
-                return Ok(false);
+                return Ok((stored.key, false));
             }
             Some(stored) => {
                 // Changed, or listed again after a revocation: a later version of the same object.
-                let json = match (dated, self.store.json(&id)?) {
+                let json = match (dated, self.store.json(stored.key)?) {
                     (true, Some(previous)) => Some(self.next_version(&mapped_json, &previous)?),
                     _ => None,
                 };
@@ -279,17 +331,20 @@ impl Versioner {
             emitted.object.json = Arc::from(json);
         }
         emitted.version = version;
-        self.store.put(&Row {
-            id: &id,
-            hash: &hash,
-            revoked: false,
-            version_run: version.run,
-            origin_run: version.origin,
-            owner,
-            restamped,
-            json: dated.then_some(&*emitted.object.json),
-        })?;
-        Ok(true)
+        let key = self.store.put(
+            key,
+            &Row {
+                id: &id,
+                hash: &hash,
+                revoked: false,
+                version_run: version.run,
+                origin_run: version.origin,
+                owner,
+                restamped,
+                json: dated.then_some(&*emitted.object.json),
+            },
+        )?;
+        Ok((key, true))
     }
 
     /// The mapped object as the version after `previous`.
@@ -311,10 +366,10 @@ impl Versioner {
         restamp::apply(mapped, &stamp)
     }
 
-    /// Revokes the current version of `id`; an `indicates` that was the last to list its
-    /// indicator takes the indicator with it.
-    fn revoke(&mut self, id: &str) -> Result<(), String> {
-        let Some(json) = self.store.json(id)? else {
+    /// Revokes the current version of the object in row `key`; an `indicates` that was the last
+    /// to list its indicator takes the indicator with it.
+    fn revoke(&mut self, key: Key) -> Result<(), String> {
+        let Some(json) = self.store.json(key)? else {
             return Ok(());
         };
         let before = restamp::read(&json)?;
@@ -324,13 +379,13 @@ impl Versioner {
             revoked: true,
         };
         let revoked = restamp::apply(&json, &stamp)?;
-        self.store.revoke(id, &revoked, self.run)?;
+        self.store.revoke(key, &revoked, self.run)?;
         self.counts.revoked += 1;
-        if let Some(indicator) = self.store.membership_indicator(id)?
-            && !self.store.still_listed(&indicator)?
-            && self.store.lookup(&indicator)?.is_some_and(|s| !s.revoked)
+        if let Some(indicator) = self.store.membership_indicator(key)?
+            && !self.store.still_listed(indicator)?
+            && self.store.current(indicator)?
         {
-            self.revoke(&indicator)?;
+            self.revoke(indicator)?;
         }
         self.store.maybe_commit()
     }
@@ -351,9 +406,9 @@ impl Versioner {
             }
             return Ok(());
         }
-        for id in self.store.owned(&open.id)? {
+        for (key, id) in self.store.owned(open.key)? {
             if !open.listed.contains(id.as_str()) {
-                self.revoke(&id)?;
+                self.revoke(key)?;
             }
         }
         Ok(())
@@ -393,8 +448,8 @@ impl Versioner {
             );
         } else {
             for profile in self.store.unlisted_profiles(self.run)? {
-                for id in self.store.owned(&profile)? {
-                    self.revoke(&id)?;
+                for (key, _) in self.store.owned(profile)? {
+                    self.revoke(key)?;
                 }
             }
         }
@@ -557,6 +612,28 @@ mod tests {
                 previous = Some((content, offset, emitted));
             }
         }
+    }
+
+    /// The insert that stands for a lookup in a first run finds an object stored already (the
+    /// mapping should not hand one on as first twice): it is versioned like in any run.
+    #[test]
+    fn an_object_met_twice_as_first_in_a_first_run_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mut store = Store::open(&path).unwrap();
+        assert!(store.was_empty());
+        let run = store.begin_run("2026-01-01T00:00:00.000Z").unwrap();
+        let mut versioner = Versioner::new(store, run, Coverage::default());
+        let object = note("text", Timestamp::parse("2024-01-01T00:00:00Z").unwrap());
+        let emitted = versioner
+            .version_preamble(vec![object.clone(), object])
+            .unwrap();
+        assert_eq!(emitted[0].object.json, emitted[1].object.json);
+        assert_eq!(emitted[0].version, emitted[1].version);
+        assert_eq!((versioner.counts.new, versioner.counts.unchanged), (1, 1));
+        versioner.finish(true).unwrap();
+        drop(versioner);
+        assert!(!Store::open(&path).unwrap().was_empty());
     }
 
     #[test]

@@ -281,6 +281,22 @@ fn countries(map: &Map<String, Value>) -> Result<Vec<CountryOrRegion>, ParseErro
 }
 
 impl IntelProfile {
+    /// A profile with only its id, kind and title: what the rest of a record may leave out.
+    pub fn titled(id: &str, kind: ProfileKind, title: &str) -> Self {
+        IntelProfile {
+            id: id.to_owned(),
+            kind,
+            title: Some(title.to_owned()),
+            first_active: None,
+            aliases: Vec::new(),
+            targets: Vec::new(),
+            countries_or_regions: Vec::new(),
+            summary: None,
+            description: None,
+            tradecraft: None,
+        }
+    }
+
     pub fn from_json(value: Value) -> Result<Self, ParseError> {
         let map = unwrap_entity(value)?;
         Ok(IntelProfile {

@@ -433,18 +433,7 @@ mod tests {
     }
 
     fn records() -> Vec<Mapped> {
-        let graph = IntelProfile {
-            id: "p1".into(),
-            kind: ProfileKind::Actor,
-            title: Some("=HYPERLINK(\"http://x\")".into()),
-            first_active: None,
-            aliases: vec![],
-            targets: vec![],
-            countries_or_regions: vec![],
-            summary: None,
-            description: None,
-            tradecraft: None,
-        };
+        let graph = IntelProfile::titled("p1", ProfileKind::Actor, "=HYPERLINK(\"http://x\")");
         let indicator = |id: &str, value: &str| {
             Mapped::Indicator(MappedIndicator {
                 indicator_id: id.into(),
@@ -548,18 +537,7 @@ mod tests {
     }
 
     fn profile(id: &str, title: &str, kind: ProfileKind, indicated_ref: &str) -> Mapped {
-        let graph = IntelProfile {
-            id: id.into(),
-            kind: kind.clone(),
-            title: Some(title.into()),
-            first_active: None,
-            aliases: vec![],
-            targets: vec![],
-            countries_or_regions: vec![],
-            summary: None,
-            description: None,
-            tradecraft: None,
-        };
+        let graph = IntelProfile::titled(id, kind.clone(), title);
         Mapped::Profile(MappedProfile {
             profile_id: id.into(),
             title: title.into(),

@@ -400,30 +400,29 @@ impl Store {
     }
 
     pub fn lookup(&self, id: &str) -> Result<Option<Stored>, String> {
-        let mut statement = self
-            .conn
-            .prepare_cached(
-                "SELECT object, hash, revoked, version_run, origin_run, restamped
-                 FROM objects WHERE id = ?1",
-            )
-            .map_err(sql_error)?;
-        statement
-            .query_row([id], stored)
-            .optional()
-            .map_err(sql_error)
+        self.stored_where("id", id)
     }
 
     /// The stored version of the object in row `key`.
     fn lookup_key(&self, key: Key) -> Result<Option<Stored>, String> {
+        self.stored_where("object", key)
+    }
+
+    /// The stored version of the object whose `column` (`id` or `object`) is `value`.
+    fn stored_where(
+        &self,
+        column: &'static str,
+        value: impl rusqlite::ToSql,
+    ) -> Result<Option<Stored>, String> {
         let mut statement = self
             .conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT object, hash, revoked, version_run, origin_run, restamped
-                 FROM objects WHERE object = ?1",
-            )
+                 FROM objects WHERE {column} = ?1"
+            ))
             .map_err(sql_error)?;
         statement
-            .query_row([key], stored)
+            .query_row([value], stored)
             .optional()
             .map_err(sql_error)
     }

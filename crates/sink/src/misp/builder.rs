@@ -425,16 +425,8 @@ mod tests {
             kind: ProfileKind::Actor,
             indicated_ref: format!("threat-actor--{id}"),
             profile: Arc::new(IntelProfile {
-                id: id.into(),
-                kind: ProfileKind::Actor,
-                title: Some(format!("Actor {id}")),
                 first_active: Timestamp::parse("2020-02-24T00:00:00Z"),
-                aliases: vec![],
-                targets: vec![],
-                countries_or_regions: vec![],
-                summary: None,
-                description: None,
-                tradecraft: None,
+                ..IntelProfile::titled(id, ProfileKind::Actor, &format!("Actor {id}"))
             }),
             objects: vec![],
         })

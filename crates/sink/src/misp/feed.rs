@@ -394,16 +394,8 @@ mod tests {
 
     fn profile(id: &str, title: &str, kind: ProfileKind) -> Mapped {
         let graph = IntelProfile {
-            id: id.into(),
-            kind: kind.clone(),
-            title: Some(title.into()),
             first_active: Timestamp::parse("2020-02-24T00:00:00Z"),
-            aliases: vec![],
-            targets: vec![],
-            countries_or_regions: vec![],
-            summary: None,
-            description: None,
-            tradecraft: None,
+            ..IntelProfile::titled(id, kind.clone(), title)
         };
         Mapped::Profile(MappedProfile {
             profile_id: id.into(),

@@ -323,19 +323,12 @@ fn options(max_attributes: usize) -> MispOptions {
 
 fn profile(id: &str, summary: &str) -> Mapped {
     let graph = IntelProfile {
-        id: id.into(),
-        kind: ProfileKind::Actor,
-        title: Some(format!("Actor {id}")),
         first_active: Timestamp::parse("2020-02-24T00:00:00Z"),
-        aliases: vec![],
-        targets: vec![],
-        countries_or_regions: vec![],
         summary: Some(FormattedContent {
             content: summary.into(),
             format: "text".into(),
         }),
-        description: None,
-        tradecraft: None,
+        ..IntelProfile::titled(id, ProfileKind::Actor, &format!("Actor {id}"))
     };
     Mapped::Profile(MappedProfile {
         profile_id: id.into(),

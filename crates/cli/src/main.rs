@@ -1,5 +1,11 @@
 //! `ctiport`: parse, wire, report. The work lives in the library crates.
 
+// Tests may unwrap (a panic there is a failing test) and spell out their fixtures' types.
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)
+)]
+
 mod args;
 mod config;
 mod filters;

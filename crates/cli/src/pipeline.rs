@@ -37,7 +37,7 @@ pub struct Export {
     /// The export filters, applied before the mapper so that what they leave out creates nothing.
     pub filter: Filter,
     pub mapper: Mapper,
-    pub sinks: Vec<(String, Box<dyn Sink>)>,
+    pub sinks: Vec<NamedSink>,
     pub progress: Progress,
     /// `--state`: the store that makes the run incremental.
     pub state: Option<StateOptions>,
@@ -50,6 +50,9 @@ pub struct StateOptions {
     /// `--full`: send every sink the current state, whatever it acknowledged.
     pub full: bool,
 }
+
+/// A sink and the `--to` text that names it (in logs, the summary and the state store).
+pub type NamedSink = (String, Box<dyn Sink>);
 
 type SinkInputs = Vec<(String, mpsc::Sender<SinkMessage>)>;
 
@@ -477,7 +480,7 @@ fn drive_sink(
 /// Opens every `--to` sink; any failure here is a configuration error.
 pub fn open_sinks(
     specs: &[(String, crate::sinks::SinkSettings)],
-) -> Result<Vec<(String, Box<dyn Sink>)>, String> {
+) -> Result<Vec<NamedSink>, String> {
     let mut seen = std::collections::HashSet::new();
     specs
         .iter()

@@ -229,8 +229,11 @@ pub struct GraphEnricher {
     admitted: Mutex<HashMap<String, bool>>,
     /// Lookups started, by prefetch (ahead, capped at the budget) or at emission.
     started: AtomicUsize,
-    cells: Mutex<HashMap<String, Arc<OnceCell<Option<Arc<HostFacts>>>>>>,
+    cells: Mutex<HashMap<String, LookupCell>>,
 }
+
+/// One host's lookup, shared by whoever asks for the host while it is under way.
+type LookupCell = Arc<OnceCell<Option<Arc<HostFacts>>>>;
 
 impl GraphEnricher {
     pub fn new(client: Arc<GraphClient>, base: String, options: EnrichOptions) -> Self {

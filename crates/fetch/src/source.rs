@@ -13,6 +13,8 @@ use crate::graph::client::GraphClient;
 use crate::graph::walk::GraphWalk;
 use crate::graph::{GraphConfig, GraphError};
 
+// One value per run: the size of the dump variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Source {
     Dump(DumpSource),
     Graph {

@@ -144,10 +144,11 @@ pub fn odata_type_name(odata_type: &str) -> String {
 fn unwrap_entity(value: Value) -> Result<Map<String, Value>, ParseError> {
     match value {
         Value::Object(mut map) => {
-            if !map.contains_key("id") && matches!(map.get("value"), Some(Value::Object(_))) {
-                if let Some(Value::Object(inner)) = map.remove("value") {
-                    return Ok(inner);
-                }
+            if !map.contains_key("id")
+                && matches!(map.get("value"), Some(Value::Object(_)))
+                && let Some(Value::Object(inner)) = map.remove("value")
+            {
+                return Ok(inner);
             }
             Ok(map)
         }

@@ -207,27 +207,27 @@ pub fn observable_objects(
         link,
     ];
     let is_address = matches!(observable, ObservableType::Ipv4 | ObservableType::Ipv6);
-    if let (true, Some(host)) = (is_address, host) {
-        if let Some(number) = host.asn {
-            let id_properties: Map<String, Value> =
-                [("number".to_owned(), json!(number))].into_iter().collect();
-            let other_properties: Map<String, Value> = host
-                .as_name
-                .iter()
-                .chain(host.as_organization.iter())
-                .take(1)
-                .map(|name| ("name".to_owned(), json!(name)))
-                .collect();
-            let as_id = sco_id("autonomous-system", &id_properties);
-            objects.push(relate("belongs-to", &id, &as_id));
-            objects.push(StixObject::Sco(Sco {
-                object_type: "autonomous-system",
-                spec_version: "2.1",
-                id: as_id,
-                id_properties,
-                other_properties,
-            }));
-        }
+    if let (true, Some(host)) = (is_address, host)
+        && let Some(number) = host.asn
+    {
+        let id_properties: Map<String, Value> =
+            [("number".to_owned(), json!(number))].into_iter().collect();
+        let other_properties: Map<String, Value> = host
+            .as_name
+            .iter()
+            .chain(host.as_organization.iter())
+            .take(1)
+            .map(|name| ("name".to_owned(), json!(name)))
+            .collect();
+        let as_id = sco_id("autonomous-system", &id_properties);
+        objects.push(relate("belongs-to", &id, &as_id));
+        objects.push(StixObject::Sco(Sco {
+            object_type: "autonomous-system",
+            spec_version: "2.1",
+            id: as_id,
+            id_properties,
+            other_properties,
+        }));
     }
     objects
 }

@@ -238,10 +238,10 @@ fn object_problems(map: &Map<String, Value>, ids: &HashSet<Box<str>>) -> Vec<Str
                 None => problems.push(format!("no {key}")),
             }
         }
-        if let (Some(created), Some(modified)) = (timestamp("created"), timestamp("modified")) {
-            if modified < created {
-                problems.push("modified is earlier than created".into());
-            }
+        if let (Some(created), Some(modified)) = (timestamp("created"), timestamp("modified"))
+            && modified < created
+        {
+            problems.push("modified is earlier than created".into());
         }
     }
     for key in [
@@ -252,10 +252,10 @@ fn object_problems(map: &Map<String, Value>, ids: &HashSet<Box<str>>) -> Vec<Str
         "start_time",
         "stop_time",
     ] {
-        if let Some(t) = timestamp(key) {
-            if !crate::timestamp_ok(t) {
-                problems.push(format!("{key} '{t}' is not an RFC 3339 UTC timestamp"));
-            }
+        if let Some(t) = timestamp(key)
+            && !crate::timestamp_ok(t)
+        {
+            problems.push(format!("{key} '{t}' is not an RFC 3339 UTC timestamp"));
         }
     }
     for (earlier, later, strict) in [
@@ -263,23 +263,23 @@ fn object_problems(map: &Map<String, Value>, ids: &HashSet<Box<str>>) -> Vec<Str
         ("first_seen", "last_seen", false),
         ("start_time", "stop_time", true),
     ] {
-        if let (Some(a), Some(b)) = (timestamp(earlier), timestamp(later)) {
-            if b < a || (strict && a == b) {
-                problems.push(format!(
-                    "{later} must be {} {earlier}",
-                    if strict {
-                        "later than"
-                    } else {
-                        "no earlier than"
-                    }
-                ));
-            }
+        if let (Some(a), Some(b)) = (timestamp(earlier), timestamp(later))
+            && (b < a || (strict && a == b))
+        {
+            problems.push(format!(
+                "{later} must be {} {earlier}",
+                if strict {
+                    "later than"
+                } else {
+                    "no earlier than"
+                }
+            ));
         }
     }
-    if let Some(confidence) = map.get("confidence") {
-        if !confidence.as_u64().is_some_and(|c| c <= 100) {
-            problems.push("confidence is not an integer from 0 to 100".into());
-        }
+    if let Some(confidence) = map.get("confidence")
+        && confidence.as_u64().is_none_or(|c| c > 100)
+    {
+        problems.push("confidence is not an integer from 0 to 100".into());
     }
     let required: &[&str] = match object_type {
         "indicator" => &["pattern", "pattern_type", "valid_from"],
@@ -300,26 +300,23 @@ fn object_problems(map: &Map<String, Value>, ids: &HashSet<Box<str>>) -> Vec<Str
     {
         problems.push("a location needs region, country, or latitude and longitude".into());
     }
-    if object_type == "relationship" {
-        if let Some(kind) = map.get("relationship_type").and_then(Value::as_str) {
-            if kind.is_empty()
-                || !kind
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            {
-                problems.push(format!(
-                    "relationship_type '{kind}' is not lower-case a-z, 0-9 and '-'"
-                ));
-            }
-        }
-    }
-    if object_type == "indicator" && map.get("pattern_type").and_then(Value::as_str) == Some("stix")
+    if object_type == "relationship"
+        && let Some(kind) = map.get("relationship_type").and_then(Value::as_str)
+        && (kind.is_empty()
+            || !kind
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
     {
-        if let Some(pattern) = map.get("pattern").and_then(Value::as_str) {
-            if let Err(error) = check_pattern(pattern) {
-                problems.push(format!("pattern {pattern:?} is invalid {error}"));
-            }
-        }
+        problems.push(format!(
+            "relationship_type '{kind}' is not lower-case a-z, 0-9 and '-'"
+        ));
+    }
+    if object_type == "indicator"
+        && map.get("pattern_type").and_then(Value::as_str) == Some("stix")
+        && let Some(pattern) = map.get("pattern").and_then(Value::as_str)
+        && let Err(error) = check_pattern(pattern)
+    {
+        problems.push(format!("pattern {pattern:?} is invalid {error}"));
     }
     if let Some((_, properties)) = SCO_ID_PROPERTIES.iter().find(|(t, _)| *t == object_type) {
         let id_properties: Map<String, Value> = properties

@@ -85,10 +85,9 @@ impl TokenProvider {
         if cached
             .as_ref()
             .is_some_and(|t| t.generation == stale.generation)
+            && let Some(token) = cached.as_mut()
         {
-            if let Some(token) = cached.as_mut() {
-                token.expires_at = Instant::now();
-            }
+            token.expires_at = Instant::now();
         }
     }
 

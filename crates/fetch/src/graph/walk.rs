@@ -277,11 +277,11 @@ impl GraphWalk {
         seen: &mut HashSet<String>,
     ) -> bool {
         let id = raw_record_id(&profile);
-        if let Some(id) = &id {
-            if !seen.insert(id.clone()) {
-                tracing::debug!(profile = %id, "profile listed twice; fetched once");
-                return true;
-            }
+        if let Some(id) = &id
+            && !seen.insert(id.clone())
+        {
+            tracing::debug!(profile = %id, "profile listed twice; fetched once");
+            return true;
         }
         let (pages_tx, pages_rx) = mpsc::channel(PAGES_AHEAD);
         if let Some(id) = id {

@@ -134,12 +134,13 @@ impl ChunkedBundleSink {
             chunk.bundle.objects() + additions.len() as u64 <= self.limits.max_objects
                 && chunk.bundle.bytes() + bytes <= self.limits.max_bytes
         };
-        if let Some(chunk) = &self.chunk {
-            if chunk.bundle.objects() > 0 && !fits(chunk, &additions) {
-                self.close_chunk()?;
-                self.open_chunk()?;
-                additions = self.closure(wanted, record, &HashSet::new())?;
-            }
+        if let Some(chunk) = &self.chunk
+            && chunk.bundle.objects() > 0
+            && !fits(chunk, &additions)
+        {
+            self.close_chunk()?;
+            self.open_chunk()?;
+            additions = self.closure(wanted, record, &HashSet::new())?;
         }
         let Some(chunk) = self.chunk.as_mut() else {
             return Ok(());

@@ -51,6 +51,33 @@ const SCO_TYPES: [&str; 18] = [
     "x509-certificate",
 ];
 
+/// Whether `object_type` is a STIX Cyber-observable: those have no versions (no `created`,
+/// `modified` or `revoked`), since an SCO id names one value for ever.
+pub fn is_sco_type(object_type: &str) -> bool {
+    SCO_TYPES.contains(&object_type)
+}
+
+/// The ids an object refers to, with the property naming each (`created_by_ref`,
+/// `object_marking_refs`, `source_ref`, …): every `*_ref` string and `*_refs` list item.
+pub fn references(map: &Map<String, Value>) -> Vec<(&str, &str)> {
+    let mut found = Vec::new();
+    for (key, value) in map {
+        if key.ends_with("_ref") || key.ends_with("_refs") {
+            match value {
+                Value::String(target) => found.push((key.as_str(), target.as_str())),
+                Value::Array(items) => found.extend(
+                    items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(|target| (key.as_str(), target)),
+                ),
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
 /// What the object checks need to know about the whole bundle: which ids it holds, and which
 /// versions appear more than once. Built in a first pass so that a bundle can be checked while
 /// streaming it: memory grows with the number of ids, not with the size of the objects.
@@ -199,7 +226,7 @@ fn object_problems(map: &Map<String, Value>, ids: &HashSet<Box<str>>) -> Vec<Str
         return problems;
     }
     problems.extend(id_problem(id, object_type));
-    let is_sco = SCO_TYPES.contains(&object_type);
+    let is_sco = is_sco_type(object_type);
     if !is_sco && map.get("spec_version").and_then(Value::as_str) != Some("2.1") {
         problems.push("spec_version is not \"2.1\"".into());
     }
@@ -214,19 +241,12 @@ fn object_problems(map: &Map<String, Value>, ids: &HashSet<Box<str>>) -> Vec<Str
         if let Some(message) = empty_or_null(key, value) {
             problems.push(message);
         }
-        if key.ends_with("_ref") || key.ends_with("_refs") {
-            let targets: Vec<&str> = match value {
-                Value::String(s) => vec![s.as_str()],
-                Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
-                _ => Vec::new(),
-            };
-            for target in targets {
-                if !ids.contains(target) {
-                    problems.push(format!(
-                        "{key} points at {target}, which is not in the bundle"
-                    ));
-                }
-            }
+    }
+    for (key, target) in references(map) {
+        if !ids.contains(target) {
+            problems.push(format!(
+                "{key} points at {target}, which is not in the bundle"
+            ));
         }
     }
     let timestamp = |key: &str| map.get(key).and_then(Value::as_str);

@@ -14,6 +14,7 @@ use ctiport_model::record::{
     Emitted, Mapped, Membership, ObservableType, RecordKind, Revocation, Version,
 };
 use ctiport_model::stix::EncodedObject;
+use ctiport_transform::validate::{self, is_sco_type};
 use sha2::{Digest as _, Sha256};
 
 use super::restamp::{self, Stamp};
@@ -85,23 +86,8 @@ fn digest(json: &str) -> Vec<u8> {
 /// sector identities and the producer are shared, and indicators go when no profile lists them.
 fn owned_by_profile(object_type: &str) -> bool {
     !matches!(object_type, "location" | "identity" | "marking-definition")
-        && !is_observable(object_type)
+        && !is_sco_type(object_type)
         && object_type != "indicator"
-}
-
-/// SCOs have no versions: an id names one value for ever.
-fn is_observable(object_type: &str) -> bool {
-    matches!(
-        object_type,
-        "domain-name"
-            | "ipv4-addr"
-            | "ipv6-addr"
-            | "url"
-            | "email-addr"
-            | "file"
-            | "x509-certificate"
-            | "autonomous-system"
-    )
 }
 
 impl Versioner {
@@ -248,7 +234,7 @@ impl Versioner {
         owner: Option<i64>,
     ) -> Result<(Key, bool), String> {
         let id = emitted.object.id.clone();
-        let dated = !is_observable(&emitted.object.object_type);
+        let dated = !is_sco_type(&emitted.object.object_type);
         if self.fresh && emitted.first {
             // The store was empty when this run began, so it holds only what this run stored,
             // and the mapping meets this object for the first time in the run: it is new. The
@@ -524,25 +510,15 @@ impl Versioner {
     }
 }
 
-/// The ids a stored object refers to (its `*_ref` and `*_refs` properties), which a chunked
-/// writer needs to place it.
+/// The ids a stored object refers to, which a chunked writer needs to place it.
 fn references(json: &str) -> Vec<String> {
-    let Ok(serde_json::Value::Object(properties)) = serde_json::from_str(json) else {
-        return Vec::new();
-    };
-    let mut ids = Vec::new();
-    for (name, value) in properties {
-        match value {
-            serde_json::Value::String(id) if name.ends_with("_ref") => ids.push(id),
-            serde_json::Value::Array(items) if name.ends_with("_refs") => ids.extend(
-                items
-                    .into_iter()
-                    .filter_map(|item| item.as_str().map(str::to_owned)),
-            ),
-            _ => {}
-        }
+    match serde_json::from_str(json) {
+        Ok(serde_json::Value::Object(properties)) => validate::references(&properties)
+            .into_iter()
+            .map(|(_, target)| target.to_owned())
+            .collect(),
+        _ => Vec::new(),
     }
-    ids
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-"""The README's mapping table must account for every property of the two Graph types.
+"""The mapping table in docs/mapping.md must account for every property of the two Graph types.
 
 The property lists come from the Graph reference (graph-ti-api.md §7.1 and §7.3), not from
 ctiport's code, so a property the mapper forgets to document fails here.
@@ -6,7 +6,7 @@ ctiport's code, so a property the mapper forgets to document fails here.
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+MAPPING_DOC = Path(__file__).resolve().parents[2] / "docs" / "mapping.md"
 
 INTELLIGENCE_PROFILE = [
     "id", "kind", "title", "firstActiveDateTime", "aliases", "targets",
@@ -17,9 +17,9 @@ INTELLIGENCE_PROFILE_INDICATOR = ["id", "source", "firstSeenDateTime", "lastSeen
 
 
 def table_rows(heading: str) -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    match = re.search(rf"^### `{heading}`\n(.*?)(?=^### |\Z)", text, re.S | re.M)
-    assert match, f"README has no '### `{heading}`' section"
+    text = MAPPING_DOC.read_text(encoding="utf-8")
+    match = re.search(rf"^#+ `{heading}`\n(.*?)(?=^#+ |\Z)", text, re.S | re.M)
+    assert match, f"docs/mapping.md has no '`{heading}`' section"
     return [line for line in match.group(1).splitlines() if line.startswith("|")]
 
 
@@ -33,12 +33,12 @@ def documented_properties(heading: str) -> set[str]:
 
 def test_every_profile_property_is_in_the_mapping_table():
     missing = set(INTELLIGENCE_PROFILE) - documented_properties("intelligenceProfile")
-    assert not missing, f"README mapping table lacks intelligenceProfile properties: {sorted(missing)}"
+    assert not missing, f"docs/mapping.md lacks intelligenceProfile properties: {sorted(missing)}"
 
 
 def test_every_indicator_property_is_in_the_mapping_table():
     missing = set(INTELLIGENCE_PROFILE_INDICATOR) - documented_properties("intelligenceProfileIndicator")
-    assert not missing, f"README mapping table lacks intelligenceProfileIndicator properties: {sorted(missing)}"
+    assert not missing, f"docs/mapping.md lacks intelligenceProfileIndicator properties: {sorted(missing)}"
 
 
 def test_every_row_says_where_it_goes_or_why_it_is_dropped():

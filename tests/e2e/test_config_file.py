@@ -1,4 +1,4 @@
-"""`ctiport export --config <file.toml>` (README "Config file"): the sample config gives the same
+"""`ctiport export --config <file.toml>` (docs/configuration.md): the sample config gives the same
 outputs as the equivalent options, options on the command line win over the file, sinks keep
 their own options, secrets come from `${VAR}` references, and a mistake is exit 2 naming the key."""
 from __future__ import annotations

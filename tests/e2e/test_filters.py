@@ -2,8 +2,8 @@
 --min-reputation, alone and combined, on samples/mdti and live against ctiport-sim.
 
 Expectations are computed here from the sample files themselves (and from
-samples/mdti-expected.json for which records are malformed or skipped), with the rules the README
-documents, never from an unfiltered ctiport run.
+samples/mdti-expected.json for which records are malformed or skipped), with the rules
+docs/filters.md documents, never from an unfiltered ctiport run.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def type_name(artifact) -> str:
 
 
 def host_key(artifact):
-    """The host enrichment looks up (README: hostname and IP indicators), or None."""
+    """The host enrichment looks up (docs/live-mode.md: hostname and IP indicators), or None."""
     if type_name(artifact) not in HOST_TYPES:
         return None
     host = (artifact.get("id") or "").strip()
@@ -60,8 +60,8 @@ def parse_date(text):
 
 
 def value_type(artifact):
-    """What the README says an artifact's value classifies as, for the value types these tests use
-    (url, sha256); None for anything else."""
+    """What docs/mapping.md says an artifact's value classifies as, for the value types these tests
+    use (url, sha256); None for anything else."""
     kind_table = {"url": "url", "uri": "url", "link": "url", "sha256": "sha256",
                   "filehashsha256": "sha256", "hash": "hash", "filehash": "hash"}
     if type_name(artifact) != "unclassifiedartifact":

@@ -27,7 +27,8 @@ from misp_oracle import UUID_RE, iso, misp_problems  # noqa: F401  (shared with 
 from e2e_util import (ADVERSARIAL, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, SAMPLES, by_type,
                       load_json, relationships, run_ctiport)
 
-# ctiport's namespace and naming scheme for MISP uuids (README "MISP"; crates/sink/src/misp/uuid.rs).
+# ctiport's namespace and naming scheme for MISP uuids (docs/sinks/misp.md;
+# crates/sink/src/misp/uuid.rs).
 NAMESPACE = uuid.UUID("6f1b3c2e-9a4d-4e57-b1c8-2d7e5f90a3b6")
 INDICATOR_IDS_RE = re.compile(r"^MDTI indicators? (.*?)(?:\. |$)")
 CSV_COLUMNS = "value,type,profile_id,indicator_id,stix_id"
@@ -87,7 +88,7 @@ def adversarial_feed(tmp_path_factory) -> Feed:
 
 
 def write_dump(root: Path, profiles: list[dict], indicators: dict[str, list[dict]]) -> Path:
-    """A minimal Graph dump (README "Sources")."""
+    """A minimal Graph dump (docs/contracts.md, "Dump layout")."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "intelProfiles.json").write_text(json.dumps({"value": profiles}), encoding="utf-8")
     (root / "indicators").mkdir(exist_ok=True)

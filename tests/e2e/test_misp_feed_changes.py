@@ -31,7 +31,8 @@ from misp_oracle import misp_problems
 from misp_standin import StandIn, start_standin
 
 KEY = "ctiportE2eFeedKey0123456789abcdefABCDEF0"
-# ctiport's namespace and naming scheme for MISP event uuids (README "MISP", as test_misp_feed.py).
+# ctiport's namespace and naming scheme for MISP event uuids (docs/sinks/misp.md, as
+# test_misp_feed.py).
 NAMESPACE = uuidlib.UUID("6f1b3c2e-9a4d-4e57-b1c8-2d7e5f90a3b6")
 INDICATOR_IDS_RE = re.compile(r"^MDTI indicators? (.*?)(?:\. |$)")
 REVISION = " Revised wording (ctiport e2e)."

@@ -1,5 +1,6 @@
 """Both MISP sinks with a state store (`--state`): a profile that vanishes from the source has its
-events retired, every attribute deleted, instead of being left live (README "MISP", docs/state.md).
+events retired, every attribute deleted, instead of being left live (docs/sinks/misp-feed.md,
+docs/sinks/misp-rest.md, docs/state.md).
 
 One `ctiport export` pushes to the MISP REST stand-in (misp_standin.py) and writes a MISP feed,
 with a state store; a second stand-in plays a MISP instance that pulls the feed (as in
@@ -26,7 +27,7 @@ from test_misp_feed_changes import assert_instance_holds_the_feed, pull
 
 KEY = "ctiportE2eStateKey0123456789abcdefABCDEF"
 PULL_KEY = "ctiportE2eFeedKey0123456789abcdefABCDEF0"  # the key pull() sends
-# ctiport's namespace and naming scheme for MISP event uuids (README "MISP").
+# ctiport's namespace and naming scheme for MISP event uuids (docs/sinks/misp.md).
 NAMESPACE = uuidlib.UUID("6f1b3c2e-9a4d-4e57-b1c8-2d7e5f90a3b6")
 BROKEN_LINE_FILE = "cfd8fc970baba5dc4c9d41ecbb4cb7c5de2bac5a12fd8ecb05ad9a3b1cd0830e.ndjson"
 # The samples keep four malformed indicator records on purpose: every run is partial.

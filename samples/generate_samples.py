@@ -321,7 +321,7 @@ def make_sample_profiles():
     s, d, t = profile_texts(
         "Lilac Typhoon", "China-based", "telecommunications providers and IT software vendors",
         "exploitation of internet-facing VPN appliances",
-        [("Initial access", "Exploit public-facing application (T1190)", "Edge devices"),
+        [("Initial access", "Exploit public-facing application (T1190)", "Edge devices, CVE-2024-3400"),
          ("Persistence", "Web shell (T1505.003)", "ASPX shells on OWA"),
          ("Exfiltration", "Archive via utility (T1560.001)", "Split RAR archives")])
     profiles.append(("lilac", {
@@ -1179,6 +1179,7 @@ def gen_sample_articles(base, profiles, profile_indicators):
         "per_article": per_article,
         "profile_techniques": {t: mentions(TECHNIQUE_RE, texts) for t, texts in texts_by_profile.items()},
         "technique_notes": TECHNIQUE_NOTES,
+        "profile_cves": {t: mentions(CVE_RE, texts) for t, texts in texts_by_profile.items() if mentions(CVE_RE, texts)},
         "article_indicator_values_in_two_articles": sorted(v for v, ids in article_values.items() if len(ids) > 1),
         "article_indicator_values_also_in_profiles": sorted(v for v in article_values if v in profile_values),
         "article_indicator_values_only_in_articles": sorted(v for v in article_values if v not in profile_values),

@@ -853,6 +853,11 @@ def article(aid, title, summary, body, created, updated, tags, featured=False, i
     return rec
 
 
+def article_body(description, analysis, *more):
+    """MDTI's article layout: Description, Analysis (a table or a list), then any further paragraphs."""
+    return crlf("#### Description", description, "", "#### Analysis", analysis, *(("",) + more if more else ()))
+
+
 def technique_table(*rows):
     return crlf("| Tactic | Technique | Observed |", "|---|---|---|", *("| %s | %s | %s |" % r for r in rows))
 
@@ -866,14 +871,11 @@ def sample_articles():
     md5 = lambda label: hashlib.md5(("ctiport-sample:article:" + label).encode()).hexdigest()  # noqa: E731
     out = []
 
-    body = crlf(
-        "#### Description",
+    body = article_body(
         "Lilac Typhoon has resumed mass exploitation of internet-facing VPN and mail gateways. Microsoft "
         "observed exploitation of CVE-2024-3400 in PAN-OS GlobalProtect gateways within days of disclosure, "
         "and of the Exchange Server chain CVE-2022-41040 and CVE-2022-41082 (\"ProxyNotShell\") on servers "
         "that were never patched.",
-        "",
-        "#### Analysis",
         technique_table(
             ("Initial access", "Exploit Public-Facing Application (T1190)", "GlobalProtect, OWA"),
             ("Initial access", "External Remote Services (T1133)", "Stolen VPN credentials"),
@@ -881,7 +883,6 @@ def sample_articles():
             ("Execution", "PowerShell (T1086)", "Encoded commands, per older public reporting"),
             ("Credential access", "LSASS Memory (T1003.001)", "comsvcs.dll MiniDump"),
             ("Collection", "Archive via Utility (T1560.001)", "Split RAR archives")),
-        "",
         "#### Recommendations",
         "- Apply the vendor fixes for CVE-2024-3400 and CVE-2022-41082; rotate credentials on affected gateways.",
         "- Hunt for new `.aspx` files under `C:\\Program Files\\Microsoft\\Exchange Server\\V15\\FrontEnd\\`.",
@@ -901,19 +902,15 @@ def sample_articles():
         article_indicator("public", H("vpn-gw-update.example.net")),
     ], "ndjson"))
 
-    body = crlf(
-        "#### Description",
+    body = article_body(
         "A year after CVE-2021-44228 (Log4Shell) was disclosed, commodity operators still scan for vulnerable "
         "Log4j 2 deployments. This roundup collects open-source reporting on loaders and coin miners delivered "
         "through it, including Kestrel Stealer.",
-        "",
-        "#### Analysis",
-        "- Exploit Public-Facing Application (T1190) through JNDI lookups in HTTP headers.",
-        "- Unix Shell (T1059.004) one-liners fetch the second stage (Ingress Tool Transfer, T1105).",
-        "- Older write-ups still label the Windows stage as Scripting (T1064).",
-        "- One vendor describes a \"T1059.099\" technique; ATT&CK has no such sub-technique.",
-        "- Payloads end in Resource Hijacking (T1496).",
-        "",
+        crlf("- Exploit Public-Facing Application (T1190) through JNDI lookups in HTTP headers.",
+             "- Unix Shell (T1059.004) one-liners fetch the second stage (Ingress Tool Transfer, T1105).",
+             "- Older write-ups still label the Windows stage as Scripting (T1064).",
+             "- One vendor describes a \"T1059.099\" technique; ATT&CK has no such sub-technique.",
+             "- Payloads end in Resource Hijacking (T1496)."),
         "A vendor also tracks a related, still-embargoed issue as %s; no details are public." % CVE_NOT_FOUND,
     )
     out.append((article(
@@ -936,12 +933,9 @@ def sample_articles():
         crlf("#### Description", "Mentions Exploit Public-Facing Application (T1190)."),
         "2023-11-20T10:00:00Z", "2023-11-20T10:00:00Z", ["Digest"]), None, None))
 
-    body = crlf(
-        "#### Description",
+    body = article_body(
         "Ochre Tempest buys sponsored search results that lead to fake installers for popular software. The "
         "signed MSI packages side-load DriftLoader, which later deploys ransomware.",
-        "",
-        "#### Analysis",
         technique_table(
             ("Resource development", "Malvertising (T1583.008)", "Sponsored results"),
             ("Execution", "Malicious File (T1204.002)", "Signed MSI installers"),
@@ -964,15 +958,12 @@ def sample_articles():
         article_indicator("microsoft", U("md5", md5("ochre-dll"))),
     ], "json"))
 
-    body = crlf(
-        "#### Description",
+    body = article_body(
         "Pewter Sleet contacts developers through fake recruiter profiles and sends coding tests that pull a "
         "malicious package.",
-        "",
-        "#### Analysis",
-        "- Spearphishing via Service (T1566.003) on professional networking sites.",
-        "- Compromise Software Dependencies and Development Tools (T1195.001).",
-        "- Malicious File (T1204.002) when the candidate runs the test.",
+        crlf("- Spearphishing via Service (T1566.003) on professional networking sites.",
+             "- Compromise Software Dependencies and Development Tools (T1195.001).",
+             "- Malicious File (T1204.002) when the candidate runs the test."),
     )
     out.append((article(
         "7d1e2f30", "Pewter Sleet fake recruiters target developers",
@@ -980,20 +971,16 @@ def sample_articles():
         "2023-06-01T08:30:00Z", "2023-06-01T08:30:00Z", ["Pewter Sleet", "Cryptocurrency", "SocialEngineering"]),
         None, None))
 
-    body = crlf(
-        "#### Description",
+    body = article_body(
         "Aqua Blizzard continues to send spear-phishing emails to government and humanitarian organizations in "
         "Eastern Europe, reusing update-themed domains for months. Some messages exploited CVE-2023-23397 in "
         "Outlook to leak NTLM hashes without user interaction.",
-        "",
-        "#### Analysis",
         technique_table(
             ("Initial access", "Spearphishing Attachment (T1566.001)", "Remote template injection"),
             ("Initial access", "Spearphishing Attachment (T1193)", "as cited in earlier reporting"),
             ("Execution", "Malicious File (T1204.002)", "Macro documents"),
             ("Execution", "Visual Basic (T1059.005)", "VBScript droppers"),
             ("Command and control", "Web Protocols (T1071.001)", "HTTPS beacons")),
-        "",
         "Infrastructure: update-check[.]example[.]net, gov-notice-update[.]example[.]org.",
     )
     out.append((article(

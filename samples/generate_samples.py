@@ -825,10 +825,14 @@ def article_indicators_context(aid):
     return GRAPH + "/$metadata#security/threatIntelligence/articles('%s')/indicators" % aid
 
 
+def artifact_value(artifact):
+    """What an artifact stub names: its id, or an unclassifiedArtifact's value."""
+    return artifact.get("id") or artifact.get("value")
+
+
 def article_indicator(source, artifact="__absent__", iid=None):
     """An articleIndicator: id, source, artifact; unlike profile indicators, no first/last seen."""
-    value = artifact.get("id") or artifact.get("value") if isinstance(artifact, dict) else None
-    rec = {"@odata.type": "#" + NS + ".articleIndicator", "id": iid or b64(value), "source": source}
+    rec = {"@odata.type": "#" + NS + ".articleIndicator", "id": iid or b64(artifact_value(artifact)), "source": source}
     if artifact != "__absent__":
         rec["artifact"] = artifact
     return rec
@@ -903,8 +907,8 @@ def sample_articles():
     ], "ndjson"))
 
     body = article_body(
-        "A year after CVE-2021-44228 (Log4Shell) was disclosed, commodity operators still scan for vulnerable "
-        "Log4j 2 deployments. This roundup collects open-source reporting on loaders and coin miners delivered "
+        "Since CVE-2021-44228 (Log4Shell) was disclosed in December 2021, commodity operators have kept scanning "
+        "for vulnerable Log4j 2 deployments. This roundup collects open-source reporting on loaders and coin miners delivered "
         "through it, including Kestrel Stealer.",
         crlf("- Exploit Public-Facing Application (T1190) through JNDI lookups in HTTP headers.",
              "- Unix Shell (T1059.004) one-liners fetch the second stage (Ingress Tool Transfer, T1105).",
@@ -1146,17 +1150,16 @@ def gen_sample_articles(base, profiles, profile_indicators):
                        collection(context, [component(cve, n) for n in names]))
 
     texts_by_profile = {p["title"]: [(p.get(f) or {}).get("content") for f in ("description", "tradecraft")]
-                      for _, p in profiles}
+                        for _, p in profiles}
+    profile_cves = {t: mentions(CVE_RE, texts) for t, texts in texts_by_profile.items() if mentions(CVE_RE, texts)}
+    cves_found = sorted({c for e in per_article.values() for c in e["cves"]} |
+                        {c for cves in profile_cves.values() for c in cves})
     article_values = {}
     for art, recs, _ in articles:
         for r in recs or []:
             if isinstance(r, dict) and artifact_type(r) in KNOWN_TYPES:
-                a = r["artifact"]
-                article_values.setdefault(a.get("id") or a.get("value"), []).append(art.get("id"))
-    profile_values = {r["artifact"].get("id") or r["artifact"].get("value") for r in profile_indicators
-                      if isinstance(r.get("artifact"), dict)}
-    cves_found = sorted({c for e in per_article.values() for c in e["cves"]} |
-                        {c for texts in texts_by_profile.values() for c in mentions(CVE_RE, texts)})
+                article_values.setdefault(artifact_value(r["artifact"]), []).append(art["id"])
+    profile_values = {artifact_value(r["artifact"]) for r in profile_indicators if isinstance(r.get("artifact"), dict)}
     return {
         "listing": "articles.json",
         "records": len(articles),
@@ -1166,7 +1169,7 @@ def gen_sample_articles(base, profiles, profile_indicators):
         "per_article": per_article,
         "profile_techniques": {t: mentions(TECHNIQUE_RE, texts) for t, texts in texts_by_profile.items()},
         "technique_notes": TECHNIQUE_NOTES,
-        "profile_cves": {t: mentions(CVE_RE, texts) for t, texts in texts_by_profile.items() if mentions(CVE_RE, texts)},
+        "profile_cves": profile_cves,
         "article_indicator_values_in_two_articles": sorted(v for v, ids in article_values.items() if len(ids) > 1),
         "article_indicator_values_also_in_profiles": sorted(v for v in article_values if v in profile_values),
         "article_indicator_values_only_in_articles": sorted(v for v in article_values if v not in profile_values),

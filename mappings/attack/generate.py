@@ -265,26 +265,28 @@ def comparable(table):
 
 
 def load_input(args):
+    """The input's objects, its provenance, and the release it must be (None: whatever it says)."""
     if args.object_files:
         objects, source = read_object_files(args.object_files, args.label or args.object_files)
-    elif args.bundle:
+        return objects, source, args.attack_version
+    if args.bundle:
         with open(args.bundle, "rb") as f:
             data = f.read()
         check_pins(data, args.sha256, args.git_blob)
         objects, source = read_bundle(data, args.label or os.path.basename(args.bundle))
+        return objects, source, args.attack_version
+    if args.url:
+        url, git_blob, version = args.url, args.git_blob, args.attack_version
     else:
-        url = args.url or PINNED["url"]
-        sha256, git_blob = args.sha256, args.git_blob
-        if not args.url:
-            git_blob = git_blob or PINNED["git_blob_sha1"]
-            args.attack_version = args.attack_version or PINNED["version"]
-        if not (sha256 or git_blob):
-            raise InputError("--url needs a pin: --sha256 or --git-blob")
-        with urllib.request.urlopen(url, timeout=300) as response:
-            data = response.read()
-        check_pins(data, sha256, git_blob)
-        objects, source = read_bundle(data, args.label or url)
-    return objects, source
+        url, git_blob = PINNED["url"], args.git_blob or PINNED["git_blob_sha1"]
+        version = args.attack_version or PINNED["version"]
+    if not (args.sha256 or git_blob):
+        raise InputError("--url needs a pin: --sha256 or --git-blob")
+    with urllib.request.urlopen(url, timeout=300) as response:
+        data = response.read()
+    check_pins(data, args.sha256, git_blob)
+    objects, source = read_bundle(data, args.label or url)
+    return objects, source, version
 
 
 def main(argv=None):
@@ -301,8 +303,8 @@ def main(argv=None):
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     try:
-        objects, source = load_input(args)
-        table = build_table(objects, release_version(objects, args.attack_version), source)
+        objects, source, version = load_input(args)
+        table = build_table(objects, release_version(objects, version), source)
     except (InputError, OSError) as e:
         print("generate.py: %s" % e, file=sys.stderr)
         return 2

@@ -3,7 +3,8 @@
 
 Writes three dump directories in the layout of docs/contracts.md:
 
-  samples/mdti/                 realistic dump (8 profiles, ~400 indicators, 5 malformed records)
+  samples/mdti/                 realistic dump (8 profiles, ~400 indicators, 5 malformed records;
+                                6 articles with their indicators, 5 CVEs, 4 malformed article records)
   tests/fixtures/adversarial/   small dump of *valid* but awkward records (escaping, IDN, IPv6, ...)
   tests/fixtures/malformed/     minimal acceptance dump: 2 profiles, 20 good indicators, 4 bad records
 
@@ -22,6 +23,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import uuid
 
@@ -319,7 +321,7 @@ def make_sample_profiles():
     s, d, t = profile_texts(
         "Lilac Typhoon", "China-based", "telecommunications providers and IT software vendors",
         "exploitation of internet-facing VPN appliances",
-        [("Initial access", "Exploit public-facing application (T1190)", "Edge devices"),
+        [("Initial access", "Exploit public-facing application (T1190)", "Edge devices, CVE-2024-3400"),
          ("Persistence", "Web shell (T1505.003)", "ASPX shells on OWA"),
          ("Exfiltration", "Archive via utility (T1560.001)", "Split RAR archives")])
     profiles.append(("lilac", {
@@ -790,6 +792,396 @@ def sample_hosts():
     return hosts, reps
 
 
+# --------------------------------------------------------------------------------------------
+# samples/mdti: articles, their indicators, vulnerabilities (issue 13 layout, docs/contracts.md)
+# --------------------------------------------------------------------------------------------
+#
+# Article ids are 8-hex like MDTI's; two are the ids the sample reputation rules link to. Article
+# indicator ids are base64 of the value, as in the Graph docs (ZmFrZS1tYWxpY2lvdXMuc2l0ZQ== is
+# "fake-malicious.site"), so a value listed by two articles has one id. The CVE ids are real; the
+# vulnerability records paraphrase public advisories and are illustrative, not authoritative.
+
+TECHNIQUE_RE = re.compile(r"\bT[0-9]{4}(?:\.[0-9]{3})?\b")
+CVE_RE = re.compile(r"\bCVE-[0-9]{4}-[0-9]{4,}\b")
+
+# Technique ids in the samples that a resolver must not simply look up (ATT&CK Enterprise v18.1;
+# tests/fixtures/attack/expected.json has the resolved ids).
+TECHNIQUE_NOTES = {
+    "T1574.002": "revoked, revoked-by T1574.001",
+    "T1073": "revoked, revoked-by T1574.002, itself revoked-by T1574.001",
+    "T1193": "revoked, revoked-by T1566.001",
+    "T1086": "revoked, revoked-by T1059.001",
+    "T1064": "deprecated, no replacement",
+    "T1059.099": "not in ATT&CK",
+}
+CVE_NOT_FOUND = "CVE-2026-31337"
+
+
+def articles_context():
+    return GRAPH + "/$metadata#security/threatIntelligence/articles"
+
+
+def article_indicators_context(aid):
+    return GRAPH + "/$metadata#security/threatIntelligence/articles('%s')/indicators" % aid
+
+
+def artifact_value(artifact):
+    """What an artifact stub names: its id, or an unclassifiedArtifact's value."""
+    return artifact.get("id") or artifact.get("value")
+
+
+def article_indicator(source, artifact="__absent__", iid=None):
+    """An articleIndicator: id, source, artifact; unlike profile indicators, no first/last seen."""
+    rec = {"@odata.type": "#" + NS + ".articleIndicator", "id": iid or b64(artifact_value(artifact)), "source": source}
+    if artifact != "__absent__":
+        rec["artifact"] = artifact
+    return rec
+
+
+def article(aid, title, summary, body, created, updated, tags, featured=False, image=None, doc_shape=False):
+    """doc_shape: as in the list-articles docs, a per-element @odata.context, no @odata.type anywhere."""
+    content = (lambda text: {"content": text, "format": "markdown"}) if doc_shape else fc
+    rec = {"@odata.context": "$metadata#articles/$entity"} if doc_shape else {"@odata.type": "#" + NS + ".article"}
+    if aid is not None:
+        rec["id"] = aid
+    rec.update({
+        "createdDateTime": created,
+        "lastUpdatedDateTime": updated,
+        "title": title,
+        "summary": content(summary),
+        "isFeatured": featured,
+        "body": content(body),
+        "tags": tags,
+        "imageUrl": image,
+    })
+    return rec
+
+
+def article_body(description, analysis, *more):
+    """MDTI's article layout: Description, Analysis (a table or a list), then any further paragraphs."""
+    return crlf("#### Description", description, "", "#### Analysis", analysis, *(("",) + more if more else ()))
+
+
+def technique_table(*rows):
+    return crlf("| Tactic | Technique | Observed |", "|---|---|---|", *("| %s | %s | %s |" % r for r in rows))
+
+
+def sample_articles():
+    """(article, indicator records or None, file form) in listing order: newest update first."""
+    H = lambda v, ot=None: stub("hostname", v, ot)   # noqa: E731
+    IP = lambda v, ot=None: stub("ipAddress", v, ot)  # noqa: E731
+    U = unclassified
+    sha = lambda label: sha256hex("ctiport-sample:article:" + label)  # noqa: E731
+    md5 = lambda label: hashlib.md5(("ctiport-sample:article:" + label).encode()).hexdigest()  # noqa: E731
+    out = []
+
+    body = article_body(
+        "Lilac Typhoon has resumed mass exploitation of internet-facing VPN and mail gateways. Microsoft "
+        "observed exploitation of CVE-2024-3400 in PAN-OS GlobalProtect gateways within days of disclosure, "
+        "and of the Exchange Server chain CVE-2022-41040 and CVE-2022-41082 (\"ProxyNotShell\") on servers "
+        "that were never patched.",
+        technique_table(
+            ("Initial access", "Exploit Public-Facing Application (T1190)", "GlobalProtect, OWA"),
+            ("Initial access", "External Remote Services (T1133)", "Stolen VPN credentials"),
+            ("Persistence", "Web Shell (T1505.003)", "ASPX shells under `\\owa\\auth\\`"),
+            ("Execution", "PowerShell (T1086)", "Encoded commands, per older public reporting"),
+            ("Credential access", "LSASS Memory (T1003.001)", "comsvcs.dll MiniDump"),
+            ("Collection", "Archive via Utility (T1560.001)", "Split RAR archives")),
+        "#### Recommendations",
+        "- Apply the vendor fixes for CVE-2024-3400 and CVE-2022-41082; rotate credentials on affected gateways.",
+        "- Hunt for new `.aspx` files under `C:\\Program Files\\Microsoft\\Exchange Server\\V15\\FrontEnd\\`.",
+    )
+    out.append((article(
+        "4e5f6a7b", "Lilac Typhoon returns to edge-device exploitation",
+        "Lilac Typhoon is exploiting VPN gateways and unpatched Exchange servers to reach telecommunications "
+        "providers.", body, "2024-04-16T20:41:07.913Z", "2024-05-02T11:22:33.120Z",
+        ["Lilac Typhoon", "CERIUM", "CVE-2024-3400", "CVE-2022-41040", "CVE-2022-41082", "WebShell",
+         "Telecommunications"], doc_shape=True), [
+        article_indicator("microsoft", H("owa-mail.example.com")),
+        article_indicator("microsoft", IP("192.0.2.44")),
+        article_indicator("microsoft", IP("203.0.113.88")),
+        "BAD_LINE",
+        article_indicator("microsoft", U("url", "https://owa-mail.example.com/owa/auth/errorEE.aspx")),
+        article_indicator("microsoft", U("sha256", sha("lilac-webshell"))),
+        article_indicator("public", H("vpn-gw-update.example.net")),
+    ], "ndjson"))
+
+    body = article_body(
+        "Since CVE-2021-44228 (Log4Shell) was disclosed in December 2021, commodity operators have kept scanning "
+        "for vulnerable Log4j 2 deployments. This roundup collects open-source reporting on loaders and coin miners delivered "
+        "through it, including Kestrel Stealer.",
+        crlf("- Exploit Public-Facing Application (T1190) through JNDI lookups in HTTP headers.",
+             "- Unix Shell (T1059.004) one-liners fetch the second stage (Ingress Tool Transfer, T1105).",
+             "- Older write-ups still label the Windows stage as Scripting (T1064).",
+             "- One vendor describes a \"T1059.099\" technique; ATT&CK has no such sub-technique.",
+             "- Payloads end in Resource Hijacking (T1496)."),
+        "A vendor also tracks a related, still-embargoed issue as %s; no details are public." % CVE_NOT_FOUND,
+    )
+    out.append((article(
+        "c0ffee42", "OSINT roundup: Log4Shell still feeds loaders and miners",
+        "Open-source reporting on continued exploitation of Log4j 2 (CVE-2021-44228).", body,
+        "2021-12-11T03:00:00.000Z", "2024-01-09T17:45:00.000Z",
+        ["OSINT", "Log4j", "CVE-2021-44228", "Kestrel Stealer", "Cryptomining"], featured=True,
+        image="https://ti.defender.microsoft.com/static/articles/c0ffee42.png"), [
+        article_indicator("osint", IP("203.0.113.77")),
+        article_indicator("osint", U("url", "http://203.0.113.77:8080/Exploit.class")),
+        article_indicator("osint", {"@odata.type": "#" + NS + ".futureArtifactType", "id": "opaque-future-value-2"},
+                          iid="b3BhcXVlLWZ1dHVyZS12YWx1ZS0y"),
+        article_indicator("osint", H("pool-mine.example.org")),
+        article_indicator("osint", iid="bWlzc2luZy1hcnRpZmFjdA=="),
+        article_indicator("osint", U("sha256", sha("log4shell-miner"))),
+    ], "json"))
+
+    out.append((article(
+        None, "Weekly activity digest (draft)", "Draft digest without an id.",
+        crlf("#### Description", "Mentions Exploit Public-Facing Application (T1190)."),
+        "2023-11-20T10:00:00Z", "2023-11-20T10:00:00Z", ["Digest"]), None, None))
+
+    body = article_body(
+        "Ochre Tempest buys sponsored search results that lead to fake installers for popular software. The "
+        "signed MSI packages side-load DriftLoader, which later deploys ransomware.",
+        technique_table(
+            ("Resource development", "Malvertising (T1583.008)", "Sponsored results"),
+            ("Execution", "Malicious File (T1204.002)", "Signed MSI installers"),
+            ("Defense evasion", "DLL Side-Loading (T1574.002)", "Signed host binaries"),
+            ("Defense evasion", "DLL Side-Loading (T1073)", "as named in the 2019 report"),
+            ("Defense evasion", "Process Hollowing (T1055.012)", "msbuild.exe"),
+            ("Impact", "Data Encrypted for Impact (T1486)", "Affiliate ransomware"),
+            ("Impact", "Inhibit System Recovery (T1490)", "vssadmin delete shadows")),
+    )
+    out.append((article(
+        "9f8e7d6c", "Ochre Tempest installer infrastructure",
+        "Malvertising campaigns deliver DriftLoader through signed MSI installers.", body,
+        "2023-08-15T12:00:00Z", "2023-08-15T12:00:00Z",
+        ["Ochre Tempest", "DriftLoader", "Ransomware", "Malvertising", "MSI"]), [
+        article_indicator("microsoft", H("dl-installer.example.net")),
+        article_indicator("microsoft", U("url", "https://dl-installer.example.net/setup.msi?campaign=q3&utm_source=ads#download")),
+        article_indicator("microsoft", IP(DUP_IP)),
+        article_indicator("microsoft", H("ads-redirect.example.com")),
+        article_indicator("microsoft", U("sha256", sha("ochre-msi"))),
+        article_indicator("microsoft", U("md5", md5("ochre-dll"))),
+    ], "json"))
+
+    body = article_body(
+        "Pewter Sleet contacts developers through fake recruiter profiles and sends coding tests that pull a "
+        "malicious package.",
+        crlf("- Spearphishing via Service (T1566.003) on professional networking sites.",
+             "- Compromise Software Dependencies and Development Tools (T1195.001).",
+             "- Malicious File (T1204.002) when the candidate runs the test."),
+    )
+    out.append((article(
+        "7d1e2f30", "Pewter Sleet fake recruiters target developers",
+        "Trojanized coding tests delivered through recruiter personas.", body,
+        "2023-06-01T08:30:00Z", "2023-06-01T08:30:00Z", ["Pewter Sleet", "Cryptocurrency", "SocialEngineering"]),
+        None, None))
+
+    body = article_body(
+        "Aqua Blizzard continues to send spear-phishing emails to government and humanitarian organizations in "
+        "Eastern Europe, reusing update-themed domains for months. Some messages exploited CVE-2023-23397 in "
+        "Outlook to leak NTLM hashes without user interaction.",
+        technique_table(
+            ("Initial access", "Spearphishing Attachment (T1566.001)", "Remote template injection"),
+            ("Initial access", "Spearphishing Attachment (T1193)", "as cited in earlier reporting"),
+            ("Execution", "Malicious File (T1204.002)", "Macro documents"),
+            ("Execution", "Visual Basic (T1059.005)", "VBScript droppers"),
+            ("Command and control", "Web Protocols (T1071.001)", "HTTPS beacons")),
+        "Infrastructure: update-check[.]example[.]net, gov-notice-update[.]example[.]org.",
+    )
+    out.append((article(
+        "0a1b2c3d", "Aqua Blizzard reuses update-themed domains",
+        "Spear-phishing against Eastern European governments, with Outlook NTLM leaks.", body,
+        "2023-03-21T16:05:12.482Z", "2023-04-02T09:10:00.000Z",
+        ["Aqua Blizzard", "ACTINIUM", "CVE-2023-23397", "Government", "Phishing"]), [
+        article_indicator("microsoft", H(DUP_HOST)),
+        article_indicator("microsoft", IP(DUP_IP)),
+        article_indicator("microsoft", H("portal-gov-mail.example.org")),
+        article_indicator("microsoft", H("gov-notice-update.example.org")),
+        article_indicator("microsoft", U("url", "https://gov-notice-update.example.org/doc/payroll-2023.docx")),
+        article_indicator("microsoft", U("sha256", DUP_SHA256)),
+        article_indicator("microsoft", U("sha256", sha("aqua-lure"))),
+        article_indicator("osint", IP("192.0.2.201")),
+    ], "json"))
+    return out
+
+
+def hyperlink(name, url):
+    return {"@odata.type": NS + ".hyperlink", "name": name, "url": url}
+
+
+def cvss(score, severity, vector):
+    return {"@odata.type": NS + ".cvssSummary", "score": score, "severity": severity, "vectorString": vector}
+
+
+def vulnerability(cve, published, created, modified, description, remediation, priority, severity, cwes,
+                  cvss2, cvss3, exploits, references, active=True):
+    return {
+        "@odata.type": "#" + NS + ".vulnerability",
+        "id": cve,
+        "createdDateTime": created,
+        "lastModifiedDateTime": modified,
+        "publishedDateTime": published,
+        "description": fc(description),
+        "remediation": fc(remediation),
+        "priorityScore": priority,
+        "severity": severity,
+        "commonWeaknessEnumerationIds": cwes,
+        "cvss2Summary": cvss2,
+        "cvss3Summary": cvss3,
+        "hasChatter": True,
+        "exploitsAvailable": bool(exploits) or active,
+        "activeExploitsObserved": active,
+        "exploits": exploits,
+        "references": references,
+    }
+
+
+def sample_vulnerabilities():
+    """CVE -> (vulnerability entity, component names or None for no components file)."""
+    nvd = lambda cve: hyperlink(cve, "https://nvd.nist.gov/vuln/detail/" + cve)  # noqa: E731
+    msrc = lambda cve: hyperlink("Microsoft Security Response Center: " + cve,  # noqa: E731
+                                 "https://msrc.microsoft.com/update-guide/vulnerability/" + cve)
+    exchange = ["Microsoft Exchange Server 2016", "Microsoft Exchange Server 2019"]
+    return {
+        "CVE-2021-44228": (vulnerability(
+            "CVE-2021-44228", "2021-12-10T18:15:00.000Z", "2021-11-27T13:18:28.240Z", "2023-02-06T18:53:00.000Z",
+            "Apache Log4j2 2.0-beta9 through 2.15.0 (excluding 2.12.2, 2.12.3 and 2.3.1) let an attacker who "
+            "controls log messages load and run code from an LDAP server through JNDI lookups.",
+            crlf("##### Upgrade Apache Log4j", "Upgrade to 2.17.1 (Java 8), 2.12.4 (Java 7) or 2.3.2 (Java 6)."),
+            100, "critical", ["CWE-20", "CWE-400", "CWE-502"],
+            cvss(9.3, "high", "AV:N/AC:M/Au:N/C:C/I:C/A:C"),
+            cvss(10.0, "critical", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H"),
+            [hyperlink("http://packetstormsecurity.com/files/165225/Apache-Log4j2-2.14.1-Remote-Code-Execution.html",
+                       "http://packetstormsecurity.com/files/165225/Apache-Log4j2-2.14.1-Remote-Code-Execution.html")],
+            [hyperlink("Apache Log4j Security Vulnerabilities", "https://logging.apache.org/log4j/2.x/security.html"),
+             nvd("CVE-2021-44228")]),
+            ["Apache Software Foundation Log4j 2.0", "Apache Software Foundation Log4j 2.14.1"]),
+        "CVE-2023-23397": (vulnerability(
+            "CVE-2023-23397", "2023-03-14T17:15:00.000Z", "2023-03-14T18:02:11.000Z", "2023-03-24T09:00:00.000Z",
+            "Microsoft Outlook elevation of privilege: a crafted message makes Outlook connect to an "
+            "attacker's SMB server and send the user's Net-NTLMv2 hash, before the message is opened.",
+            crlf("##### Update Outlook", "Install the March 2023 security update; block outbound SMB (TCP 445)."),
+            95, "critical", ["CWE-294"], None,
+            cvss(9.8, "critical", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"),
+            [], [msrc("CVE-2023-23397"), nvd("CVE-2023-23397")]),
+            ["Microsoft Outlook 2016", "Microsoft 365 Apps for Enterprise"]),
+        "CVE-2022-41040": (vulnerability(
+            "CVE-2022-41040", "2022-10-03T01:15:00.000Z", "2022-09-30T12:00:00.000Z", "2022-11-09T10:30:00.000Z",
+            "Microsoft Exchange Server server-side request forgery, used with CVE-2022-41082 (\"ProxyNotShell\").",
+            "Install the November 2022 Exchange Server security update.",
+            88, "high", ["CWE-918"], None,
+            cvss(8.8, "high", "CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H"),
+            [], [msrc("CVE-2022-41040")]),
+            exchange),
+        "CVE-2022-41082": (vulnerability(
+            "CVE-2022-41082", "2022-10-03T01:15:00.000Z", "2022-09-30T12:00:00.000Z", "2022-11-09T10:30:00.000Z",
+            "Microsoft Exchange Server remote code execution through PowerShell remoting, reachable after "
+            "CVE-2022-41040.",
+            "Install the November 2022 Exchange Server security update.",
+            90, "high", ["CWE-502"], None,
+            cvss(8.8, "high", "CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H"),
+            [], [msrc("CVE-2022-41082"), nvd("CVE-2022-41082")]),
+            exchange),
+        "CVE-2024-3400": (vulnerability(
+            "CVE-2024-3400", "2024-04-12T08:15:00.000Z", "2024-04-12T09:00:00.000Z", "2024-04-19T15:20:00.000Z",
+            "Command injection in the GlobalProtect feature of Palo Alto Networks PAN-OS lets an "
+            "unauthenticated attacker run code as root on the firewall.",
+            "Upgrade PAN-OS to a fixed release (10.2.9-h1, 11.0.4-h1, 11.1.2-h3 or later).",
+            98, "critical", ["CWE-77"], None,
+            cvss(10.0, "critical", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H"),
+            [], [hyperlink("Palo Alto Networks advisory", "https://security.paloaltonetworks.com/CVE-2024-3400")]),
+            None),
+    }
+
+
+def component(cve, name):
+    """Ids as in the list-components docs: base64 of the lower-case CVE, a number and the name."""
+    number = int(sha256hex(cve + name)[:5], 16)
+    return {"@odata.type": "#" + NS + ".vulnerabilityComponent", "id": b64("%s%d%s" % (cve.lower(), number, name)),
+            "name": name}
+
+
+def mentions(pattern, texts):
+    return sorted({m for t in texts for m in pattern.findall(t or "")})
+
+
+def gen_sample_articles(base, profiles, profile_indicators):
+    """Writes articles.json, articleIndicators/, vulnerabilities/, vulnerabilityComponents/; returns expectations."""
+    articles = sample_articles()
+    write_json(os.path.join(base, "articles.json"),
+               collection(articles_context(), [a for a, _, _ in articles], count=True))
+    per_article, rejected = {}, []
+    for art, recs, form in articles:
+        if "id" not in art:
+            rejected.append({"title": art["title"], "record": "article", "reason_contains": "id"})
+            continue
+        aid = art["id"]
+        entry = {"title": art["title"], "file": None, "records": 0, "good": 0,
+                 "techniques": mentions(TECHNIQUE_RE, [art["body"]["content"]]),
+                 "cves": mentions(CVE_RE, [art["body"]["content"]] + art["tags"])}
+        per_article[aid] = entry
+        if recs is None:
+            continue
+        rel = "articleIndicators/%s.%s" % (pct(aid), form)
+        if form == "ndjson":
+            lines = []
+            for r in recs:
+                if r == "BAD_LINE":
+                    # a record cut short, as a truncated capture would leave it
+                    lines.append(ndjson_line(article_indicator("microsoft", stub("hostname", "cut.example.com")))[:-25])
+                    rejected.append({"id": "%s:%d" % (rel, len(lines)), "record": "line", "reason_contains": "json"})
+                else:
+                    lines.append(ndjson_line(r))
+            write_text(os.path.join(base, rel), "\n".join(lines) + "\n")
+        else:
+            write_json(os.path.join(base, rel), collection(article_indicators_context(aid), recs))
+        good = [r for r in recs if isinstance(r, dict) and artifact_type(r) in KNOWN_TYPES]
+        for r in recs:
+            if isinstance(r, dict) and r not in good:
+                reason = "artifact" if "artifact" not in r else "unknown artifact type"
+                rejected.append({"id": r["id"], "record": "article indicator", "reason_contains": reason})
+        entry.update(file=rel, records=len(recs), good=len(good))
+
+    vulns = sample_vulnerabilities()
+    for cve, (entity, names) in vulns.items():
+        write_json(os.path.join(base, "vulnerabilities", pct(cve) + ".json"), entity)
+        if names is not None:
+            context = GRAPH + "/$metadata#security/threatIntelligence/vulnerabilities('%s')/components" % cve
+            write_json(os.path.join(base, "vulnerabilityComponents", pct(cve) + ".json"),
+                       collection(context, [component(cve, n) for n in names]))
+
+    texts_by_profile = {p["title"]: [(p.get(f) or {}).get("content") for f in ("description", "tradecraft")]
+                        for _, p in profiles}
+    profile_cves = {t: mentions(CVE_RE, texts) for t, texts in texts_by_profile.items() if mentions(CVE_RE, texts)}
+    cves_found = sorted({c for e in per_article.values() for c in e["cves"]} |
+                        {c for cves in profile_cves.values() for c in cves})
+    article_values = {}
+    for art, recs, _ in articles:
+        for r in recs or []:
+            if isinstance(r, dict) and artifact_type(r) in KNOWN_TYPES:
+                article_values.setdefault(artifact_value(r["artifact"]), []).append(art["id"])
+    profile_values = {artifact_value(r["artifact"]) for r in profile_indicators if isinstance(r.get("artifact"), dict)}
+    return {
+        "listing": "articles.json",
+        "records": len(articles),
+        "articles": len(per_article),
+        "rejected": len(rejected),
+        "rejected_records": rejected,
+        "per_article": per_article,
+        "profile_techniques": {t: mentions(TECHNIQUE_RE, texts) for t, texts in texts_by_profile.items()},
+        "technique_notes": TECHNIQUE_NOTES,
+        "profile_cves": profile_cves,
+        "article_indicator_values_in_two_articles": sorted(v for v, ids in article_values.items() if len(ids) > 1),
+        "article_indicator_values_also_in_profiles": sorted(v for v in article_values if v in profile_values),
+        "article_indicator_values_only_in_articles": sorted(v for v in article_values if v not in profile_values),
+        "cves": {
+            "found": cves_found,
+            "vulnerability_files": sorted(vulns),
+            "component_files": sorted(c for c, (_, names) in vulns.items() if names is not None),
+            "not_found": sorted(set(cves_found) - set(vulns)),
+        },
+    }
+
+
 def gen_samples():
     base = reset_dir("samples/mdti")
     profiles = make_sample_profiles()
@@ -825,6 +1217,7 @@ def gen_samples():
         write_json(os.path.join(base, "hosts", pct(h) + ".json"), body)
     for h, body in reps.items():
         write_json(os.path.join(base, "reputation", pct(h) + ".json"), body)
+    articles = gen_sample_articles(base, profiles, all_recs)
 
     bad_ids = {m["id"] for m in malformed}
     good = [r for r in all_recs if r["id"] not in bad_ids]
@@ -850,6 +1243,7 @@ def gen_samples():
             "hostname EVIL.Example.COM ~ evil.example.com": ["Aqua Blizzard", "Ochre Tempest"],
             "hostname %s ~ %s" % (IDN_UNICODE, IDN_PUNY): ["Lilac Typhoon", "Pewter Sleet"],
         },
+        "articles": articles,
     }
     write_json(os.path.join(ROOT, "samples", "mdti-expected.json"), expected)
     return expected

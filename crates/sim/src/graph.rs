@@ -14,21 +14,11 @@ use crate::auth::{self, TokenProblem};
 use crate::conn::ConnInfo;
 use crate::faults::FaultKind;
 use crate::lock;
-use crate::reqlog::{Entry, RequestLog};
+use crate::reqlog::Entry;
 use crate::resources::{self, Ctx};
 use crate::respond::{Reply, RequestIds, nothing};
 use crate::target::{self, Resource, remove_dot_segments};
 use crate::throttle::retry_after;
-
-/// What the request log needs to know beyond the response itself.
-#[derive(Debug, Default)]
-struct Notes {
-    route: &'static str,
-    fault: Option<&'static str>,
-    /// Until when a `Retry-After` sent with the answer told the client to wait.
-    until: Option<Instant>,
-    early: bool,
-}
 
 /// Answers one Graph request and records it in the stats and the request log.
 pub async fn serve(
@@ -39,33 +29,20 @@ pub async fn serve(
     headers: &HeaderMap,
 ) -> Response {
     let arrival = Instant::now();
-    let mut notes = Notes {
-        route: "other",
-        ..Notes::default()
-    };
-    let response = answer(app, conn, method, uri, headers, arrival, &mut notes).await;
-    let status = if notes.fault == Some(FaultKind::Reset.name()) {
+    let path = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    let mut pending = app.log.begin(Some(&app.stats), arrival, "other", path);
+    let response = answer(app, conn, method, uri, headers, arrival, pending.entry()).await;
+    let status = if pending.entry().fault == Some(FaultKind::Reset.name()) {
         0
     } else {
         response.status().as_u16()
     };
-    app.stats.status(status);
     let retry_after = response
         .headers()
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let path = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
-    app.log.record(Entry {
-        t: app.log.seconds(arrival),
-        route: notes.route,
-        path: RequestLog::path(path),
-        status,
-        fault: notes.fault,
-        retry_after,
-        retry_until: notes.until.map(|until| app.log.seconds(until)),
-        early: notes.early,
-    });
+    pending.finish(status, retry_after);
     tracing::debug!(
         %method,
         path = uri.path(),
@@ -84,7 +61,7 @@ async fn answer(
     uri: &Uri,
     headers: &HeaderMap,
     arrival: Instant,
-    notes: &mut Notes,
+    logged: &mut Entry,
 ) -> Response {
     let ids = RequestIds::from_headers(headers);
     let path = remove_dot_segments(uri.path());
@@ -104,12 +81,12 @@ async fn answer(
         .into_response(&ids);
     };
     let resource = target::parse(rest);
-    notes.route = resource.route_key();
-    let _in_flight = app.stats.graph_request(notes.route);
+    logged.route = resource.route_key();
+    let _in_flight = app.stats.graph_request(logged.route);
     let number = app.graph_requests.fetch_add(1, Ordering::SeqCst) + 1;
     // Early or not is a matter of when the client sent the request: judged on arrival.
     if lock(&app.compliance).is_early(arrival) {
-        notes.early = true;
+        logged.early = true;
         app.stats.early_request();
     }
     let latency = app.config.latency.draw(&app.dice);
@@ -118,7 +95,7 @@ async fn answer(
     }
     let now = Instant::now();
 
-    if let Some(refusal) = gate(app, headers, &ids, number, now, notes) {
+    if let Some(refusal) = gate(app, headers, &ids, number, now, logged) {
         return refusal.into_response(&ids);
     }
 
@@ -127,18 +104,18 @@ async fn answer(
     {
         // The reputation 500 of §9.11, independent of the general fault plan.
         app.stats.fault(FaultKind::Internal);
-        notes.fault = Some(FaultKind::Internal.name());
+        logged.fault = Some(FaultKind::Internal.name());
         return internal_error(&ids).into_response(&ids);
     }
     let fault = app.config.faults.roll(&app.dice, number);
     if let Some(kind) = fault {
         app.stats.fault(kind);
-        notes.fault = Some(kind.name());
+        logged.fault = Some(kind.name());
         tracing::debug!(fault = %kind, path, "injecting a fault");
     }
     match fault {
         Some(FaultKind::Unavailable) => {
-            return unavailable(app, &ids, now, notes).into_response(&ids);
+            return unavailable(app, &ids, now, logged).into_response(&ids);
         }
         Some(FaultKind::GatewayTimeout) => {
             return Reply::error(
@@ -209,7 +186,7 @@ fn gate(
     ids: &RequestIds,
     number: u64,
     now: Instant,
-    notes: &mut Notes,
+    logged: &mut Entry,
 ) -> Option<Reply> {
     if app.token_faults.revoke_before(number) {
         let revoked = app.tokens.expire_all();
@@ -240,18 +217,18 @@ fn gate(
         ));
     }
     if let Some(wait) = app.storm.wait(number, now) {
-        return Some(throttled(app, ids, wait, now, notes));
+        return Some(throttled(app, ids, wait, now, logged));
     }
     if let Some(bucket) = &app.bucket {
         let taken = lock(bucket).try_take(now);
         if let Err(wait) = taken {
-            return Some(throttled(app, ids, wait, now, notes));
+            return Some(throttled(app, ids, wait, now, logged));
         }
     }
     if app.dice.chance(app.config.throttle_storm) {
         // Random storm waits are honest but short, so a run under such a storm still finishes.
         let wait = app.dice.millis(50, 300);
-        return Some(throttled(app, ids, wait, now, notes));
+        return Some(throttled(app, ids, wait, now, logged));
     }
     None
 }
@@ -262,10 +239,10 @@ fn throttled(
     ids: &RequestIds,
     wait: std::time::Duration,
     now: Instant,
-    notes: &mut Notes,
+    logged: &mut Entry,
 ) -> Reply {
     app.stats.throttled();
-    promise(app, Reply::too_many_requests(ids), wait, now, notes)
+    promise(app, Reply::too_many_requests(ids), wait, now, logged)
 }
 
 /// Adds a `Retry-After` for `wait` and records the promise for the early-request check.
@@ -274,7 +251,7 @@ fn promise(
     mut reply: Reply,
     wait: std::time::Duration,
     now: Instant,
-    notes: &mut Notes,
+    logged: &mut Entry,
 ) -> Reply {
     let told = retry_after(wait, app.config.retry_after_format, SystemTime::now());
     if let Some(value) = told.header {
@@ -282,13 +259,13 @@ fn promise(
     }
     if let Some(promised) = told.promised {
         lock(&app.compliance).told(now, now + promised);
-        notes.until = Some(now + promised);
+        logged.retry_until = Some(app.log.seconds(now + promised));
     }
     reply
 }
 
 /// 503, with a `Retry-After` as often as `--fault-retry-after` says (§8.2: "may be specified").
-fn unavailable(app: &App, ids: &RequestIds, now: Instant, notes: &mut Notes) -> Reply {
+fn unavailable(app: &App, ids: &RequestIds, now: Instant, logged: &mut Entry) -> Reply {
     let reply = Reply::error(
         StatusCode::SERVICE_UNAVAILABLE,
         "serviceNotAvailable",
@@ -297,7 +274,7 @@ fn unavailable(app: &App, ids: &RequestIds, now: Instant, notes: &mut Notes) -> 
     );
     if app.dice.chance(app.config.fault_retry_after) {
         let wait = app.dice.millis(100, 1000);
-        return promise(app, reply, wait, now, notes);
+        return promise(app, reply, wait, now, logged);
     }
     reply
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::lock;
+use crate::stats::Stats;
 
 /// Seconds of per-second counts kept (a day).
 const MAX_SECONDS: usize = 86_400;
@@ -21,7 +22,7 @@ const MAX_SECONDS: usize = 86_400;
 const MAX_PATH: usize = 512;
 
 /// One request as the server saw it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Entry {
     /// Arrival, in seconds since the server started (microsecond precision).
     pub t: f64,
@@ -29,7 +30,8 @@ pub struct Entry {
     pub route: &'static str,
     /// Path and query as received, cut at 512 bytes.
     pub path: String,
-    /// HTTP status sent; 0 when the connection was reset without an answer.
+    /// HTTP status sent; 0 when the connection was reset without an answer, 499 when the
+    /// client went away before the answer was ready (its timeout ran out).
     pub status: u16,
     /// The injected fault, if any (`503`, `reset`, `stall`, … or `timeout` on the token route).
     pub fault: Option<&'static str>,
@@ -80,6 +82,29 @@ impl RequestLog {
         path_and_query[..end].to_owned()
     }
 
+    /// Starts the entry of a request arriving `at`; it is recorded when [`Pending::finish`]
+    /// is called, or with status 499 if the client leaves first (the handler is dropped).
+    /// `stats` also counts the status (Graph requests).
+    pub fn begin<'a>(
+        &'a self,
+        stats: Option<&'a Stats>,
+        at: Instant,
+        route: &'static str,
+        path_and_query: &str,
+    ) -> Pending<'a> {
+        Pending {
+            log: self,
+            stats,
+            entry: Entry {
+                t: self.seconds(at),
+                route,
+                path: RequestLog::path(path_and_query),
+                status: CLIENT_GONE,
+                ..Entry::default()
+            },
+        }
+    }
+
     pub fn record(&self, entry: Entry) {
         let second = entry.t as usize;
         let mut inner = lock(&self.inner);
@@ -122,6 +147,40 @@ impl RequestLog {
     }
 }
 
+/// The status logged for a request whose client left before the answer.
+pub const CLIENT_GONE: u16 = 499;
+
+/// A request's entry while it is being answered.
+#[derive(Debug)]
+pub struct Pending<'a> {
+    log: &'a RequestLog,
+    stats: Option<&'a Stats>,
+    entry: Entry,
+}
+
+impl Pending<'_> {
+    /// The entry to fill in (route, fault, promise, early).
+    pub fn entry(&mut self) -> &mut Entry {
+        &mut self.entry
+    }
+
+    /// Records the answer.
+    pub fn finish(mut self, status: u16, retry_after: Option<String>) {
+        self.entry.status = status;
+        self.entry.retry_after = retry_after;
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        let entry = std::mem::take(&mut self.entry);
+        if let Some(stats) = self.stats {
+            stats.status(entry.status);
+        }
+        self.log.record(entry);
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::expect_used, clippy::unwrap_used)] // a failing test should panic
 mod tests {
@@ -158,6 +217,25 @@ mod tests {
         log.clear();
         assert_eq!(log.to_json()["requests"], json!([]));
         assert!(log.per_second().is_empty());
+    }
+
+    #[test]
+    fn a_request_whose_client_left_is_logged_as_499() {
+        let start = Instant::now();
+        let log = RequestLog::new(start, 10);
+        let stats = Stats::default();
+        let mut pending = log.begin(Some(&stats), start, "intelProfiles", "/a?b");
+        pending.entry().early = true;
+        drop(pending);
+        log.begin(Some(&stats), start, "hosts/{id}", "/h")
+            .finish(200, Some("1".into()));
+        let v = log.to_json();
+        assert_eq!(v["requests"][0]["status"], 499);
+        assert_eq!(v["requests"][0]["early"], true);
+        assert_eq!(v["requests"][0]["path"], "/a?b");
+        assert_eq!(v["requests"][1]["status"], 200);
+        assert_eq!(v["requests"][1]["retry_after"], "1");
+        assert_eq!(stats.to_json()["by_status"], json!({"200": 1, "499": 1}));
     }
 
     #[test]

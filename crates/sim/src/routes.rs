@@ -17,7 +17,6 @@ use crate::app::App;
 use crate::auth;
 use crate::conn::ConnInfo;
 use crate::graph;
-use crate::reqlog::{Entry, RequestLog};
 use crate::respond::{Reply, RequestIds, nothing};
 use crate::token_faults::TokenFaultKind;
 
@@ -44,11 +43,14 @@ async fn token(
 ) -> Response {
     let arrival = Instant::now();
     app.stats.token_request();
+    let mut pending = app.log.begin(None, arrival, "token", uri.path());
     let fault = app.token_faults.next();
+    pending.entry().fault = fault.map(TokenFaultKind::name);
     let response = match fault {
         Some(TokenFaultKind::Reset) => {
             conn.kill.kill();
-            nothing()
+            pending.finish(0, None);
+            return nothing();
         }
         Some(TokenFaultKind::Timeout) => {
             tokio::time::sleep(app.config.stall).await;
@@ -63,21 +65,7 @@ async fn token(
             arrival,
         ),
     };
-    let status = if fault == Some(TokenFaultKind::Reset) {
-        0
-    } else {
-        response.status().as_u16()
-    };
-    app.log.record(Entry {
-        t: app.log.seconds(arrival),
-        route: "token",
-        path: RequestLog::path(uri.path()),
-        status,
-        fault: fault.map(TokenFaultKind::name),
-        retry_after: None,
-        retry_until: None,
-        early: false,
-    });
+    pending.finish(response.status().as_u16(), None);
     response
 }
 

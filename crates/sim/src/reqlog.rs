@@ -26,6 +26,9 @@ const MAX_PATH: usize = 512;
 pub struct Entry {
     /// Arrival, in seconds since the server started (microsecond precision).
     pub t: f64,
+    /// When the answer's head was ready (after `--latency-ms`), or when the client left;
+    /// same clock. A `Retry-After` was sent at this instant.
+    pub answered: f64,
     /// The route template (`intelProfiles/{id}/indicators`, `token`, …).
     pub route: &'static str,
     /// Path and query as received, cut at 512 bytes.
@@ -173,7 +176,8 @@ impl Pending<'_> {
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
-        let entry = std::mem::take(&mut self.entry);
+        let mut entry = std::mem::take(&mut self.entry);
+        entry.answered = self.log.seconds(Instant::now());
         if let Some(stats) = self.stats {
             stats.status(entry.status);
         }
@@ -190,12 +194,8 @@ mod tests {
         Entry {
             t,
             route,
-            path: "/x".into(),
             status: 200,
-            fault: None,
-            retry_after: None,
-            retry_until: None,
-            early: false,
+            ..Entry::default()
         }
     }
 
@@ -234,6 +234,7 @@ mod tests {
         assert_eq!(v["requests"][0]["early"], true);
         assert_eq!(v["requests"][0]["path"], "/a?b");
         assert_eq!(v["requests"][1]["status"], 200);
+        assert!(v["requests"][1]["answered"].as_f64() >= v["requests"][1]["t"].as_f64());
         assert_eq!(v["requests"][1]["retry_after"], "1");
         assert_eq!(stats.to_json()["by_status"], json!({"200": 1, "499": 1}));
     }

@@ -870,6 +870,23 @@ fn indicator_ids(store: &Store, profile: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every profile id of `store`, in listing order.
+fn profile_ids(store: &Store) -> Vec<String> {
+    store
+        .profiles()
+        .iter()
+        .filter_map(|p| p.entry.id.as_deref().map(str::to_owned))
+        .collect()
+}
+
+/// Starts the sim, with a client and a token for it.
+async fn serve(config: ServeConfig, store: Store) -> (Running, Client, String) {
+    let sim = start(config, store).await.expect("start");
+    let client = Client::new();
+    let token = fetch_token(&client, &sim).await;
+    (sim, client, token)
+}
+
 fn listing(plan: ListingPlan) -> ServeConfig {
     ServeConfig {
         listing: plan,
@@ -886,17 +903,14 @@ async fn an_empty_listing_is_a_successful_empty_collection() {
         .as_deref()
         .expect("id")
         .to_owned();
-    let sim = start(
+    let (sim, client, token) = serve(
         listing(ListingPlan {
             limit: Some(0),
             ..ListingPlan::default()
         }),
         store,
     )
-    .await
-    .expect("start");
-    let client = Client::new();
-    let token = fetch_token(&client, &sim).await;
+    .await;
     let response = get(
         &client,
         &format!("{}/{TI}/intelProfiles?$count=true", sim.url),
@@ -943,9 +957,7 @@ async fn a_short_listing_shows_only_the_first_profiles_on_every_page() {
             ..ListingPlan::default()
         })
     };
-    let sim = start(config, store).await.expect("start");
-    let client = Client::new();
-    let token = fetch_token(&client, &sim).await;
+    let (sim, client, token) = serve(config, store).await;
     let (items, bodies) = walk(
         &client,
         format!("{}/{TI}/intelProfiles?$count=true", sim.url),
@@ -982,9 +994,7 @@ async fn uneven_pages_are_short_and_varied_yet_deliver_everything_once() {
             ..ListingPlan::default()
         })
     };
-    let sim = start(config, store).await.expect("start");
-    let client = Client::new();
-    let token = fetch_token(&client, &sim).await;
+    let (sim, client, token) = serve(config, store).await;
     let url = format!(
         "{}/{TI}/intelProfiles/{}/indicators?$top=8",
         sim.url,
@@ -1025,17 +1035,14 @@ async fn drift_move_makes_a_paging_client_miss_one_record_and_see_another_twice(
         .to_owned();
     let want = indicator_ids(&store, &profile);
     assert!(want.len() > 8, "{}", want.len());
-    let sim = start(
+    let (sim, client, token) = serve(
         listing(ListingPlan {
             drift: Some(Drift::Move),
             ..ListingPlan::default()
         }),
         store,
     )
-    .await
-    .expect("start");
-    let client = Client::new();
-    let token = fetch_token(&client, &sim).await;
+    .await;
     let url = format!(
         "{}/{TI}/intelProfiles/{}/indicators?$top=4",
         sim.url,
@@ -1074,17 +1081,14 @@ async fn drift_change_alters_the_last_record_after_the_first_page() {
         .profiles()
         .last()
         .map(|p| p.entry.raw.get().to_owned());
-    let sim = start(
+    let (sim, client, token) = serve(
         listing(ListingPlan {
             drift: Some(Drift::Change),
             ..ListingPlan::default()
         }),
         store,
     )
-    .await
-    .expect("start");
-    let client = Client::new();
-    let token = fetch_token(&client, &sim).await;
+    .await;
     let url = format!(
         "{}/{TI}/intelProfiles/{}/indicators?$top=1000",
         sim.url,
@@ -1227,9 +1231,7 @@ async fn a_long_storm_answers_429_to_everything_for_its_duration() {
         }),
         ..ServeConfig::default()
     };
-    let sim = start(config, generated()).await.expect("start");
-    let client = Client::new();
-    let token = fetch_token(&client, &sim).await;
+    let (sim, client, token) = serve(config, generated()).await;
     let url = format!("{}/{TI}/intelProfiles?$top=1", sim.url);
     assert_eq!(get(&client, &url, &token).await.status(), StatusCode::OK);
     let started = Instant::now();
@@ -1276,9 +1278,7 @@ async fn fault_retry_after_decides_whether_a_503_says_when_to_come_back() {
             fault_retry_after: p,
             ..faulty(FaultKind::Unavailable)
         };
-        let sim = start(config, generated()).await.expect("start");
-        let client = Client::new();
-        let token = fetch_token(&client, &sim).await;
+        let (sim, client, token) = serve(config, generated()).await;
         let url = format!("{}/{TI}/intelProfiles", sim.url);
         get(&client, &url, &token).await;
         for _ in 0..10 {
@@ -1303,9 +1303,7 @@ async fn a_stalled_body_outlasts_a_short_client_timeout() {
         stall: Duration::from_millis(700),
         ..faulty(FaultKind::Stall)
     };
-    let sim = start(config, generated()).await.expect("start");
-    let client = Client::new();
-    let token = fetch_token(&client, &sim).await;
+    let (sim, client, token) = serve(config, generated()).await;
     let url = format!("{}/{TI}/intelProfiles", sim.url);
     get(&client, &url, &token).await;
 
@@ -1336,11 +1334,7 @@ async fn a_stalled_body_outlasts_a_short_client_timeout() {
 
 #[tokio::test]
 async fn truncated_json_is_a_complete_answer_that_does_not_parse() {
-    let sim = start(faulty(FaultKind::TruncatedJson), generated())
-        .await
-        .expect("start");
-    let client = Client::new();
-    let token = fetch_token(&client, &sim).await;
+    let (sim, client, token) = serve(faulty(FaultKind::TruncatedJson), generated()).await;
     let url = format!("{}/{TI}/intelProfiles", sim.url);
     let full = get(&client, &url, &token).await.text().await.expect("body");
     let response = get(&client, &url, &token).await;
@@ -1359,24 +1353,17 @@ async fn truncated_json_is_a_complete_answer_that_does_not_parse() {
 #[tokio::test]
 async fn a_listed_profile_can_answer_404_for_its_indicators() {
     let store = generated();
-    let ids: Vec<String> = store
-        .profiles()
-        .iter()
-        .filter_map(|p| p.entry.id.as_deref().map(str::to_owned))
-        .collect();
+    let ids = profile_ids(&store);
     let missing = ids[3].clone();
     assert!(!indicator_ids(&store, &missing).is_empty());
-    let sim = start(
+    let (sim, client, token) = serve(
         listing(ListingPlan {
             missing_indicators: vec![missing.clone()],
             ..ListingPlan::default()
         }),
         store,
     )
-    .await
-    .expect("start");
-    let client = Client::new();
-    let token = fetch_token(&client, &sim).await;
+    .await;
     let (listed, _) = walk(&client, format!("{}/{TI}/intelProfiles", sim.url), &token).await;
     assert!(ids_of(&listed).contains(&missing), "still listed");
     let base = format!("{}/{TI}/intelProfiles/{}", sim.url, pct(&missing));
@@ -1405,11 +1392,7 @@ async fn a_listed_profile_can_answer_404_for_its_indicators() {
         ..Spec::default()
     })
     .expect("generate");
-    let ids: Vec<String> = store
-        .profiles()
-        .iter()
-        .filter_map(|p| p.entry.id.as_deref().map(str::to_owned))
-        .collect();
+    let ids = profile_ids(&store);
     let sim = start(
         listing(ListingPlan {
             missing_indicators_rate: 0.25,
@@ -1474,18 +1457,12 @@ async fn awkward_ids_reach_their_profile_only_when_encoded() {
         awkward_ids: true,
     })
     .expect("generate");
-    let ids: Vec<String> = store
-        .profiles()
-        .iter()
-        .filter_map(|p| p.entry.id.as_deref().map(str::to_owned))
-        .collect();
+    let ids = profile_ids(&store);
     let next = ids[4].clone();
     assert_eq!(ids[..3], [".", "..", "a+b/c=="]);
     assert_eq!(ids[3], format!("x/../{next}"));
     let want: Vec<Vec<String>> = ids.iter().map(|id| indicator_ids(&store, id)).collect();
-    let sim = start(ServeConfig::default(), store).await.expect("start");
-    let client = Client::new();
-    let token = fetch_token(&client, &sim).await;
+    let (sim, client, token) = serve(ServeConfig::default(), store).await;
     let ti = format!("/{TI}");
 
     // Encoded, each id reaches its own profile: as path segments and in the key form.
@@ -1571,9 +1548,7 @@ async fn latency_delays_every_answer_with_jitter_around_it() {
         },
         ..ServeConfig::default()
     };
-    let sim = start(config, generated()).await.expect("start");
-    let client = Client::new();
-    let token = fetch_token(&client, &sim).await;
+    let (sim, client, token) = serve(config, generated()).await;
     let url = format!("{}/{TI}/intelProfiles?$top=1", sim.url);
     for _ in 0..3 {
         let started = Instant::now();
@@ -1637,9 +1612,7 @@ async fn a_bucket_whose_burst_is_far_below_its_rate() {
         burst: Some(5.0),
         ..ServeConfig::default()
     };
-    let sim = start(config, generated()).await.expect("start");
-    let client = Client::new();
-    let token = fetch_token(&client, &sim).await;
+    let (sim, client, token) = serve(config, generated()).await;
     let url = format!("{}/{TI}/intelProfiles?$top=1", sim.url);
     // Open the connections first, so the volley arrives as one.
     let stats_url = format!("{}/_sim/stats", sim.url);
@@ -1703,9 +1676,7 @@ async fn the_request_log_records_timing_and_stays_bounded() {
         request_log_cap: 4,
         ..ServeConfig::default()
     };
-    let sim = start(config, generated()).await.expect("start");
-    let client = Client::new();
-    let token = fetch_token(&client, &sim).await;
+    let (sim, client, token) = serve(config, generated()).await;
     let url = format!("{}/{TI}/intelProfiles?$top=1", sim.url);
     assert_eq!(get(&client, &url, &token).await.status(), StatusCode::OK);
     let throttled = get(&client, &url, &token).await;

@@ -563,6 +563,15 @@ mod tests {
         assert_eq!(config.request_log_cap, 10);
         let spec = args.spec().expect("generated");
         assert!(spec.even && spec.awkward_ids);
+        let Ok(Cli {
+            command: Command::Serve(plain),
+            ..
+        }) = Cli::try_parse_from(["ctiport-sim", "serve", "--dump", "d"])
+        else {
+            panic!("serve expected");
+        };
+        assert_eq!(plain.config().faults.kinds, FaultKind::DEFAULT);
+        assert_eq!(plain.config().stall, ServeConfig::default().stall);
         assert!(
             Cli::try_parse_from(["ctiport-sim", "serve", "--dump", "d", "--storm-after", "3"])
                 .is_err(),

@@ -14,6 +14,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::auth::json_response;
+use crate::faults::parse_kinds;
 use crate::json::ObjectWriter;
 use crate::rng::guid;
 
@@ -96,16 +97,7 @@ impl FromStr for TokenFaultKind {
 
 /// Parses `503,timeout` (clap value parser for `--token-fail-with`).
 pub fn parse_token_fault_list(s: &str) -> Result<Vec<TokenFaultKind>, String> {
-    let kinds = s
-        .split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(str::parse)
-        .collect::<Result<Vec<TokenFaultKind>, String>>()?;
-    if kinds.is_empty() {
-        Err("at least one token fault kind is needed".into())
-    } else {
-        Ok(kinds)
-    }
+    parse_kinds(s)
 }
 
 /// `--token-fail`, `--token-fail-with`, `--token-revoke-every`.

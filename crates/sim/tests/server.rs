@@ -879,6 +879,15 @@ fn profile_ids(store: &Store) -> Vec<String> {
         .collect()
 }
 
+/// `…/intelProfiles/{pct(id)}/indicators{query}` on `sim`.
+fn indicators_url(sim: &Running, id: &str, query: &str) -> String {
+    format!(
+        "{}/{TI}/intelProfiles/{}/indicators{query}",
+        sim.url,
+        pct(id)
+    )
+}
+
 /// Starts the sim, with a client and a token for it.
 async fn serve(config: ServeConfig, store: Store) -> (Running, Client, String) {
     let sim = start(config, store).await.expect("start");
@@ -897,12 +906,7 @@ fn listing(plan: ListingPlan) -> ServeConfig {
 #[tokio::test]
 async fn an_empty_listing_is_a_successful_empty_collection() {
     let store = generated();
-    let first_id = store.profiles()[0]
-        .entry
-        .id
-        .as_deref()
-        .expect("id")
-        .to_owned();
+    let first_id = profile_ids(&store)[0].clone();
     let (sim, client, token) = serve(
         listing(ListingPlan {
             limit: Some(0),
@@ -995,11 +999,7 @@ async fn uneven_pages_are_short_and_varied_yet_deliver_everything_once() {
         })
     };
     let (sim, client, token) = serve(config, store).await;
-    let url = format!(
-        "{}/{TI}/intelProfiles/{}/indicators?$top=8",
-        sim.url,
-        pct(&profile)
-    );
+    let url = indicators_url(&sim, &profile, "?$top=8");
     let (items, bodies) = walk(&client, url, &token).await;
     assert_eq!(ids_of(&items), want, "every record once, in order");
     let sizes: Vec<usize> = bodies
@@ -1027,12 +1027,7 @@ async fn uneven_pages_are_short_and_varied_yet_deliver_everything_once() {
 #[tokio::test]
 async fn drift_move_makes_a_paging_client_miss_one_record_and_see_another_twice() {
     let store = generated();
-    let profile = store.profiles()[0]
-        .entry
-        .id
-        .as_deref()
-        .expect("id")
-        .to_owned();
+    let profile = profile_ids(&store)[0].clone();
     let want = indicator_ids(&store, &profile);
     assert!(want.len() > 8, "{}", want.len());
     let (sim, client, token) = serve(
@@ -1043,11 +1038,7 @@ async fn drift_move_makes_a_paging_client_miss_one_record_and_see_another_twice(
         store,
     )
     .await;
-    let url = format!(
-        "{}/{TI}/intelProfiles/{}/indicators?$top=4",
-        sim.url,
-        pct(&profile)
-    );
+    let url = indicators_url(&sim, &profile, "?$top=4");
     let (items, _) = walk(&client, url.clone(), &token).await;
     let got = ids_of(&items);
     let mut expected: Vec<String> = want[..4].to_vec();
@@ -1066,12 +1057,7 @@ async fn drift_move_makes_a_paging_client_miss_one_record_and_see_another_twice(
 #[tokio::test]
 async fn drift_change_alters_the_last_record_after_the_first_page() {
     let store = generated();
-    let profile = store.profiles()[0]
-        .entry
-        .id
-        .as_deref()
-        .expect("id")
-        .to_owned();
+    let profile = profile_ids(&store)[0].clone();
     let last_raw = store
         .indicators_of(&profile)
         .and_then(<[_]>::last)
@@ -1089,11 +1075,7 @@ async fn drift_change_alters_the_last_record_after_the_first_page() {
         store,
     )
     .await;
-    let url = format!(
-        "{}/{TI}/intelProfiles/{}/indicators?$top=1000",
-        sim.url,
-        pct(&profile)
-    );
+    let url = indicators_url(&sim, &profile, "?$top=1000");
     let before = get(&client, &url, &token).await.text().await.expect("body");
     assert!(
         before.contains(&last_raw),
@@ -1378,7 +1360,7 @@ async fn a_listed_profile_can_answer_404_for_its_indicators() {
         assert_eq!(body["error"]["code"], "itemNotFound");
     }
     for other in ids.iter().filter(|id| **id != missing) {
-        let url = format!("{}/{TI}/intelProfiles/{}/indicators", sim.url, pct(other));
+        let url = indicators_url(&sim, other, "");
         assert_eq!(get(&client, &url, &token).await.status(), StatusCode::OK);
     }
     assert_eq!(stats(&client, &sim).await["by_status"]["404"], 2);
@@ -1405,7 +1387,7 @@ async fn a_listed_profile_can_answer_404_for_its_indicators() {
     let token = fetch_token(&client, &sim).await;
     let mut missing = 0;
     for id in &ids {
-        let url = format!("{}/{TI}/intelProfiles/{}/indicators", sim.url, pct(id));
+        let url = indicators_url(&sim, id, "");
         let first = get(&client, &url, &token).await.status();
         assert_eq!(
             get(&client, &url, &token).await.status(),

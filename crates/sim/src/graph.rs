@@ -72,6 +72,7 @@ async fn answer(
         .split_once('/')
         .and_then(|(v, r)| Some((v, r.strip_prefix("security/threatIntelligence/")?)))
     else {
+        let _in_flight = app.stats.graph_request("other");
         return Reply::error(
             StatusCode::NOT_FOUND,
             "NotFound",

@@ -1518,6 +1518,8 @@ async fn awkward_ids_reach_their_profile_only_when_encoded() {
             && e["status"] == 400),
         "the log shows the path as sent"
     );
+    let graph = log.iter().filter(|e| e["route"] != "token").count();
+    assert_eq!(stats(&client, &sim).await["requests"], graph);
     sim.stop().await.expect("stop");
 }
 

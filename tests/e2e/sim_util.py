@@ -9,7 +9,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from e2e_util import REPO
+from e2e_util import REPO, canonical_objects, load_json, run_ctiport
 
 SIM_BIN = Path(os.environ.get("CTIPORT_SIM_BIN") or REPO / "target" / "debug" / "ctiport-sim")
 TENANT, CLIENT_ID = "sim-tenant", "sim-client"
@@ -29,6 +29,13 @@ class Sim:
     def stats(self) -> dict:
         with urllib.request.urlopen(self.url + "/_sim/stats", timeout=10) as r:
             return json.load(r)
+
+    def requests(self) -> list:
+        """The sim's request log: one entry per request, oldest first (docs/sim.md)."""
+        with urllib.request.urlopen(self.url + "/_sim/requests", timeout=10) as r:
+            log = json.load(r)
+        assert log["dropped"] == 0, "the request log overflowed: raise --request-log-cap"
+        return log["requests"]
 
     def issued_tokens(self) -> list:
         """Every access token the sim has issued (a test-only endpoint)."""
@@ -66,3 +73,33 @@ def running_sim(*args):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def graph_requests(log: list) -> list:
+    """The Graph requests of a request log (not the token endpoint)."""
+    return [e for e in log if e["route"] != "token"]
+
+
+def early_requests(log: list, tolerance: float = 0.02) -> list:
+    """Graph requests that arrived while an earlier answer's Retry-After still said to wait.
+
+    Computed here from the log, independently of the sim's own count: a request counts when it
+    arrived after the promise was sent (plus `tolerance`, for requests other workers already had
+    on the wire) and before the promised instant (less `tolerance`, for timer granularity).
+    """
+    graph = graph_requests(log)
+    promises = [(e["answered"], e["retry_until"]) for e in graph if e["retry_until"] is not None]
+    return [e for e in graph
+            if any(sent + tolerance <= e["t"] < until - tolerance for sent, until in promises)]
+
+
+def live_export(sim, out, *extra, secret=CLIENT_SECRET, log_level="info", timeout=3):
+    """`ctiport export --from graph` against `sim` into <out>/bundle.json and <out>/s.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    return run_ctiport("export", *sim.source_args(), "--to", "stix:%s" % (out / "bundle.json"),
+                       "--summary", out / "s.json", "--request-timeout", timeout, "--log-level", log_level,
+                       *extra, env_extra=sim.env(secret))
+
+
+def objects_of(path):
+    return canonical_objects(load_json(path)["objects"])

@@ -4,24 +4,11 @@ Retry-After, injected 5xx, resets, truncated bodies, slow answers, token expiry,
 """
 from __future__ import annotations
 
-import threading
 import time
 
 from e2e_util import (EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, SAMPLES, ADVERSARIAL, assert_stix_ok,
-                      canonical_objects, export, load_json, run_ctiport)
-from sim_util import CLIENT_SECRET, running_sim
-
-
-
-def live_export(sim, out, *extra, secret=CLIENT_SECRET, log_level="info"):
-    out.mkdir(parents=True, exist_ok=True)
-    return run_ctiport("export", *sim.source_args(), "--to", "stix:%s" % (out / "bundle.json"),
-                       "--summary", out / "s.json", "--request-timeout", "3", "--log-level", log_level, *extra,
-                       env_extra=sim.env(secret))
-
-
-def objects_of(path):
-    return canonical_objects(load_json(path)["objects"])
+                      canonical_objects, export, load_json)
+from sim_util import CLIENT_SECRET, graph_requests, live_export, objects_of, running_sim
 
 
 def test_live_export_equals_dump_export_under_throttling_and_faults(tmp_path):
@@ -64,25 +51,26 @@ def test_retry_after_in_whole_seconds_and_http_dates_is_honoured(tmp_path):
         assert stats["throttled"] > 0 and stats["early_requests"] == 0, (retry_format, stats)
 
 
-def test_the_token_is_renewed_mid_run(tmp_path):
-    with running_sim("--dump", SAMPLES, "--page-size", "5", "--rate", "25") as sim:
-        # Invalidate every issued token a few times while the export runs.
-        stop = threading.Event()
-
-        def expire():
-            while not stop.wait(0.7):
-                sim.post("/_sim/expire-tokens")
-
-        expirer = threading.Thread(target=expire)
-        expirer.start()
-        try:
-            run = live_export(sim, tmp_path / "live", "--rate", "25")
-        finally:
-            stop.set()
-            expirer.join()
+def test_the_token_is_renewed_after_a_mid_run_revocation_and_the_output_is_unchanged(tmp_path):
+    reference = export(SAMPLES, tmp_path / "dir", expect_exit=EXIT_PARTIAL)
+    # Every 15th Graph request finds every issued token revoked; tokens also live only 3 s.
+    with running_sim("--dump", SAMPLES, "--page-size", "5", "--token-revoke-every", "15",
+                     "--token-ttl", "3") as sim:
+        run = live_export(sim, tmp_path / "live", "--rate", "40", "--concurrency", "4")
+        log = sim.requests()
         stats = sim.stats()
+    # The samples' malformed records make both runs partial; the objects are the same.
     assert run.returncode == EXIT_PARTIAL, run.describe()
-    assert stats["token_requests"] >= 2, stats
+    assert objects_of(tmp_path / "live" / "bundle.json") == objects_of(reference.bundle_path)
+    refused = [e for e in graph_requests(log) if e["status"] == 401]
+    revocations = len(graph_requests(log)) // 15
+    assert revocations >= 4 and len(refused) >= revocations, (revocations, refused)
+    assert stats["unauthorized"] == len(refused), stats
+    # Each refusal is followed by a renewal, not by retries with the dead token.
+    renewals = [e["t"] for e in log if e["route"] == "token" and e["status"] == 200]
+    assert len(renewals) >= 1 + revocations, renewals
+    for entry in refused:
+        assert any(t > entry["t"] for t in renewals), entry
 
 
 def test_a_wrong_secret_fails_with_an_authentication_message(tmp_path):

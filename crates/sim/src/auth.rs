@@ -182,7 +182,8 @@ impl AadError {
     }
 }
 
-fn json_response(status: StatusCode, body: String, request_id: &str) -> Response {
+/// A token endpoint answer: JSON, never cached, with Entra's `x-ms-request-id`.
+pub fn json_response(status: StatusCode, body: String, request_id: &str) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(
         CONTENT_TYPE,

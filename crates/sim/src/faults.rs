@@ -1,4 +1,4 @@
-//! Fault injection: which Graph requests fail, and how.
+//! Fault injection: which Graph requests fail, and how; and the latency every answer pays.
 //!
 //! Every random decision (faults, throttle storms, reputation 500s) draws from one seeded
 //! generator, so a single-worker client sees the same sequence for the same `--seed`. With
@@ -31,17 +31,29 @@ pub enum FaultKind {
     Truncate = 4,
     /// The normal answer, after `--slow-ms`.
     Slow = 5,
+    /// Status 200 and part of the body at once, the rest after `--stall-ms` (a body slower
+    /// than the client's timeout).
+    Stall = 6,
+    /// A complete HTTP answer (status 200, matching `Content-Length`) whose JSON stops halfway,
+    /// as from a proxy that cut the body but framed it properly.
+    TruncatedJson = 7,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    /// Every kind; the `--faults` default ones first.
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::Unavailable,
         FaultKind::GatewayTimeout,
         FaultKind::Internal,
         FaultKind::Reset,
         FaultKind::Truncate,
         FaultKind::Slow,
+        FaultKind::Stall,
+        FaultKind::TruncatedJson,
     ];
+
+    /// The `--faults` default: the kinds a run survives within a short client timeout.
+    pub const DEFAULT: &'static [FaultKind] = FaultKind::ALL.split_at(6).0;
 
     /// The spelling in `--faults` and in the stats JSON.
     pub fn name(self) -> &'static str {
@@ -52,6 +64,8 @@ impl FaultKind {
             FaultKind::Reset => "reset",
             FaultKind::Truncate => "truncate",
             FaultKind::Slow => "slow",
+            FaultKind::Stall => "stall",
+            FaultKind::TruncatedJson => "truncated-json",
         }
     }
 }
@@ -70,20 +84,27 @@ impl FromStr for FaultKind {
             .into_iter()
             .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
-                format!("unknown fault '{s}' (expected 503, 504, 500, reset, truncate or slow)")
+                format!(
+                    "unknown fault '{s}' (expected 503, 504, 500, reset, truncate, slow, stall or truncated-json)"
+                )
             })
     }
 }
 
 /// Parses `503,504,reset` (clap value parser for `--faults`).
 pub fn parse_fault_list(s: &str) -> Result<Vec<FaultKind>, String> {
+    parse_kinds(s)
+}
+
+/// A comma-separated list of at least one kind.
+pub fn parse_kinds<K: FromStr<Err = String>>(s: &str) -> Result<Vec<K>, String> {
     let kinds = s
         .split(',')
         .filter(|p| !p.trim().is_empty())
         .map(str::parse)
-        .collect::<Result<Vec<FaultKind>, String>>()?;
+        .collect::<Result<Vec<K>, String>>()?;
     if kinds.is_empty() {
-        Err("at least one fault kind is needed".into())
+        Err("at least one kind is needed".into())
     } else {
         Ok(kinds)
     }
@@ -124,6 +145,32 @@ impl Dice {
     pub fn millis(&self, lo: u64, hi: u64) -> Duration {
         Duration::from_millis(lock(&self.0).random_range(lo..=hi.max(lo)))
     }
+
+    /// A number uniformly in `[0, n]`.
+    pub fn up_to(&self, n: u64) -> u64 {
+        lock(&self.0).random_range(0..=n)
+    }
+}
+
+/// `--latency-ms` and `--latency-jitter-ms`: how long every Graph answer takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Latency {
+    pub base: Duration,
+    /// The delay is drawn uniformly from `base ± jitter` (never below zero).
+    pub jitter: Duration,
+}
+
+impl Latency {
+    /// This answer's delay; draws only when there is jitter.
+    pub fn draw(&self, dice: &Dice) -> Duration {
+        if self.jitter.is_zero() {
+            return self.base;
+        }
+        let jitter = u64::try_from(self.jitter.as_millis()).unwrap_or(u64::MAX);
+        let base = u64::try_from(self.base.as_millis()).unwrap_or(u64::MAX);
+        let offset = dice.up_to(jitter.saturating_mul(2));
+        Duration::from_millis((base + offset).saturating_sub(jitter))
+    }
 }
 
 /// `--fault-rate`, `--faults`, `--fault-after`.
@@ -143,6 +190,27 @@ impl FaultPlan {
         }
         dice.pick(&self.kinds)
     }
+}
+
+/// A body that sends the first half of `full` at once and the rest after `stall`. A client
+/// whose timeout is shorter gives up with the status and headers long received.
+pub fn stalled_body(full: Bytes, stall: Duration) -> Body {
+    let half = full.len() / 2;
+    let (first, rest) = (full.slice(..half), full.slice(half..));
+    let stream = futures::stream::unfold(0u8, move |step| {
+        let (first, rest) = (first.clone(), rest.clone());
+        async move {
+            match step {
+                0 => Some((Ok::<Bytes, std::io::Error>(first), 1)),
+                1 => {
+                    tokio::time::sleep(stall).await;
+                    Some((Ok(rest), 2))
+                }
+                _ => None,
+            }
+        }
+    });
+    Body::from_stream(stream)
 }
 
 /// A body that sends the first half of `full`, pauses so the server flushes it, then fails.

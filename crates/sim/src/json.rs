@@ -158,6 +158,21 @@ pub fn select_members(raw: &RawValue, keep: &dyn Fn(&str) -> bool) -> Option<Str
     ))
 }
 
+/// `raw` with the value of member `key` replaced by `json`, in its place; the other members
+/// keep their order and their values verbatim. `None` when `raw` is not an object or has no such member.
+pub fn replace_member(raw: &RawValue, key: &str, json: &str) -> Option<String> {
+    let members = object_members(raw)?;
+    members.iter().any(|(k, _)| k == key).then(|| {
+        write_members(members.iter().map(|(k, v)| {
+            if k == key {
+                (k.as_str(), json)
+            } else {
+                (k.as_str(), v.get())
+            }
+        }))
+    })
+}
+
 /// The inner object of a `{"value": {...}}` wrapper that has no `id` of its own.
 pub fn wrapped_entity<'a>(members: &[(String, &'a RawValue)]) -> Option<&'a RawValue> {
     if members.iter().any(|(k, _)| k == "id") {

@@ -7,14 +7,18 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)
 )]
 
+pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod conn;
 pub mod data;
 pub mod faults;
 pub mod generate;
+pub mod graph;
 pub mod json;
+pub mod listing;
 pub mod odata;
+pub mod reqlog;
 pub mod resources;
 pub mod respond;
 pub mod rng;
@@ -24,6 +28,7 @@ pub mod stats;
 pub mod target;
 pub mod throttle;
 pub mod timefmt;
+pub mod token_faults;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 

@@ -297,9 +297,15 @@ pub struct Page {
 /// `top` is already clamped; `top == 0` gives an empty page without a nextLink (a nextLink that
 /// never advances would make a client loop forever).
 pub fn page(total: usize, top: u64, skip: u64) -> Page {
+    page_of(total, top, top, skip)
+}
+
+/// A page of `size` records (at most `top`) whose nextLink asks for `top` again. A page of 0
+/// records before the end links to the same `$skip`: the next answer draws its size anew.
+pub fn page_of(total: usize, top: u64, size: u64, skip: u64) -> Page {
     let total_u64 = total as u64;
     let start = skip.min(total_u64);
-    let end = skip.saturating_add(top).min(total_u64);
+    let end = skip.saturating_add(size.min(top)).min(total_u64);
     let next = (top > 0 && end < total_u64).then_some((top, end));
     Page {
         start: start as usize,

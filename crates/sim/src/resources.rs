@@ -9,7 +9,8 @@ use serde_json::value::RawValue;
 
 use crate::data::Store;
 use crate::json::{push_string, select_members, with_context};
-use crate::odata::{Filter, Opt, Query, compare_optional, next_link, page};
+use crate::listing::Shape;
+use crate::odata::{Filter, Opt, Query, compare_optional, next_link, page_of};
 use crate::respond::Reply;
 use crate::target::Resource;
 
@@ -68,6 +69,8 @@ pub struct Ctx<'a> {
     pub raw_query: Option<&'a str>,
     pub page_size: u64,
     pub max_top: u64,
+    /// How this answer deviates from the store (`--list-limit`, `--uneven-pages`, `--drift`).
+    pub shape: Shape,
 }
 
 impl Ctx<'_> {
@@ -113,16 +116,27 @@ pub fn answer(store: &Store, resource: &Resource, ctx: &Ctx<'_>) -> Result<Reply
     match resource {
         Resource::ProfileList => {
             q.allow_only(LIST_OPTIONS).map_err(invalid)?;
-            let chosen = chosen_profiles(store, q)?;
+            let chosen = chosen_profiles(store, q, &ctx.shape)?;
             let profiles = store.profiles();
+            let last = profiles.len().checked_sub(1);
+            let changed = ctx
+                .shape
+                .changed_last(last.map(|i| profiles[i].entry.raw.as_ref()), "title");
             let context = ctx.metadata(&format!("intelProfiles{}", q.context_projection()));
-            Ok(render_page(ctx, q, &context, chosen.len(), |k| {
-                &profiles[chosen[k]].entry.raw
-            }))
+            Ok(render_page(
+                ctx,
+                q,
+                &context,
+                chosen.len(),
+                |k| match &changed {
+                    Some(changed) if Some(chosen[k]) == last => changed,
+                    _ => &profiles[chosen[k]].entry.raw,
+                },
+            ))
         }
         Resource::ProfileCount => {
             q.allow_only(&[Opt::Filter, Opt::Search]).map_err(invalid)?;
-            Ok(count_reply(chosen_profiles(store, q)?.len()))
+            Ok(count_reply(chosen_profiles(store, q, &ctx.shape)?.len()))
         }
         Resource::Profile(id) => {
             q.allow_only(&[Opt::Select]).map_err(invalid)?;
@@ -150,12 +164,21 @@ pub fn answer(store: &Store, resource: &Resource, ctx: &Ctx<'_>) -> Result<Reply
                 id.replace('\'', "''"),
                 q.context_projection()
             ));
+            let n = list.len();
+            let changed = ctx.shape.changed_last(
+                list.last().map(|i| i.entry.raw.as_ref()),
+                "lastSeenDateTime",
+            );
+            let record = |position: usize| match &changed {
+                Some(changed) if position + 1 == n => changed,
+                _ => &list[position].entry.raw,
+            };
             match &q.orderby {
-                None => Ok(render_page(ctx, q, &context, list.len(), |k| {
-                    &list[k].entry.raw
+                None => Ok(render_page(ctx, q, &context, n, |k| {
+                    record(ctx.shape.position(k, n))
                 })),
                 Some(order) if order.property == "firstSeenDateTime" => {
-                    let mut chosen: Vec<usize> = (0..list.len()).collect();
+                    let mut chosen: Vec<usize> = (0..n).map(|k| ctx.shape.position(k, n)).collect();
                     chosen.sort_by(|&a, &b| {
                         compare_optional(
                             list[a].first_seen.as_deref(),
@@ -163,9 +186,7 @@ pub fn answer(store: &Store, resource: &Resource, ctx: &Ctx<'_>) -> Result<Reply
                             order.descending,
                         )
                     });
-                    Ok(render_page(ctx, q, &context, chosen.len(), |k| {
-                        &list[chosen[k]].entry.raw
-                    }))
+                    Ok(render_page(ctx, q, &context, n, |k| record(chosen[k])))
                 }
                 Some(order) => Err(invalid(format!(
                     "$orderby is supported on firstSeenDateTime only, not '{}'.",
@@ -230,13 +251,17 @@ pub fn answer(store: &Store, resource: &Resource, ctx: &Ctx<'_>) -> Result<Reply
     }
 }
 
-/// Indices of the profiles that pass `$filter` and `$search`, in `$orderby` (else file) order.
-fn chosen_profiles(store: &Store, q: &Query) -> Result<Vec<usize>, GraphError> {
+/// Indices of the listed profiles (the first `--list-limit`, in file order as drift left it)
+/// that pass `$filter` and `$search`, in `$orderby` order.
+fn chosen_profiles(store: &Store, q: &Query, shape: &Shape) -> Result<Vec<usize>, GraphError> {
     q.check_names("intelligenceProfile", Some(PROFILE_PROPERTIES), &[])
         .map_err(GraphError::invalid_request)?;
     let profiles = store.profiles();
     let search = q.search.as_ref().map(|s| s.to_lowercase());
-    let mut chosen: Vec<usize> = (0..profiles.len())
+    let n = profiles.len();
+    let listed = shape.limit.map_or(n, |limit| limit.min(n));
+    let mut chosen: Vec<usize> = (0..listed)
+        .map(|k| shape.position(k, n))
         .filter(|&i| match &q.filter {
             Some(Filter::KindEq(kind)) => profiles[i].kind.as_deref() == Some(kind.as_str()),
             None => true,
@@ -310,16 +335,16 @@ fn count_reply(n: usize) -> Reply {
 
 /// A collection page: `@odata.context`, `@odata.count` (with `$count=true`, on every page),
 /// `@odata.nextLink` (absent on the last page) and `value`.
-fn render_page<'s>(
+fn render_page<'r>(
     ctx: &Ctx<'_>,
     q: &Query,
     context: &str,
     total: usize,
-    item: impl Fn(usize) -> &'s RawValue,
+    item: impl Fn(usize) -> &'r RawValue,
 ) -> Reply {
     let top = q.top.unwrap_or(ctx.page_size).min(ctx.max_top);
     let skip = q.skip.unwrap_or(0);
-    let page = page(total, top, skip);
+    let page = page_of(total, top, ctx.shape.page_size(top), skip);
     let mut body = String::from("{\"@odata.context\":");
     push_string(&mut body, context);
     if q.count {
@@ -386,6 +411,7 @@ mod tests {
             raw_query: query,
             page_size: 2,
             max_top: 3,
+            shape: Shape::default(),
         };
         let reply = answer(store, &parse(path), &ctx)?;
         Ok(serde_json::from_str(&reply.body).expect("json body"))

@@ -1,14 +1,14 @@
 //! Building Graph responses: the headers real Graph sends (§2.2), the error envelope (§8.3) and
 //! the 429 body (§8.2).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::body::{Body, Bytes};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::faults::truncated_body;
+use crate::faults::{stalled_body, truncated_body};
 use crate::json::ObjectWriter;
 use crate::rng::guid;
 use crate::timefmt::inner_error_date;
@@ -154,6 +154,26 @@ impl Reply {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(self.body.len()));
         let body = truncated_body(Bytes::from(self.body));
         (self.status, headers, body).into_response()
+    }
+
+    /// The same head (with the full `Content-Length`) and half of the body at once; the rest
+    /// follows after `stall`.
+    pub fn into_stalled_response(self, ids: &RequestIds, stall: Duration) -> Response {
+        let mut headers = self.head(ids);
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(self.body.len()));
+        let body = stalled_body(Bytes::from(self.body), stall);
+        (self.status, headers, body).into_response()
+    }
+
+    /// A complete HTTP answer whose body is the first half of the JSON, and whose
+    /// `Content-Length` says so: the client reads it all and finds it unparsable.
+    pub fn into_cut_response(mut self, ids: &RequestIds) -> Response {
+        let mut half = self.body.len() / 2;
+        while !self.body.is_char_boundary(half) {
+            half -= 1;
+        }
+        self.body.truncate(half);
+        self.into_response(ids)
     }
 }
 

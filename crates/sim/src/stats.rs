@@ -22,6 +22,8 @@ pub struct Stats {
     max_in_flight: AtomicU64,
     served_pages: AtomicU64,
     by_route: Mutex<BTreeMap<&'static str, u64>>,
+    /// Graph answers by HTTP status (0: connection reset without an answer).
+    by_status: Mutex<BTreeMap<u16, u64>>,
 }
 
 /// Decrements `in_flight` when the request's handler is done.
@@ -64,6 +66,10 @@ impl Stats {
         self.early_requests.fetch_add(1, Relaxed);
     }
 
+    pub fn status(&self, status: u16) {
+        *lock(&self.by_status).entry(status).or_default() += 1;
+    }
+
     pub fn served_page(&self) {
         self.served_pages.fetch_add(1, Relaxed);
     }
@@ -87,6 +93,7 @@ impl Stats {
         self.max_in_flight
             .store(self.in_flight.load(Relaxed), Relaxed);
         lock(&self.by_route).clear();
+        lock(&self.by_status).clear();
     }
 
     pub fn to_json(&self) -> Value {
@@ -110,6 +117,7 @@ impl Stats {
             "in_flight": self.in_flight.load(Relaxed),
             "served_pages": self.served_pages.load(Relaxed),
             "by_route": *lock(&self.by_route),
+            "by_status": *lock(&self.by_status),
         })
     }
 }
@@ -127,6 +135,9 @@ mod tests {
             let _b = stats.graph_request("intelProfiles");
             stats.fault(FaultKind::Reset);
             stats.throttled();
+            stats.status(429);
+            stats.status(0);
+            stats.status(429);
         }
         let _c = stats.graph_request("hosts/{id}");
         let v = stats.to_json();
@@ -136,11 +147,13 @@ mod tests {
         assert_eq!(v["faults"]["reset"], 1);
         assert_eq!(v["faults"]["503"], 0);
         assert_eq!(v["by_route"]["intelProfiles"], 2);
+        assert_eq!(v["by_status"], json!({"0": 1, "429": 2}));
         stats.reset();
         let v = stats.to_json();
         assert_eq!(v["requests"], 0);
         assert_eq!(v["in_flight"], 1);
         assert_eq!(v["max_in_flight"], 1);
         assert_eq!(v["by_route"], json!({}));
+        assert_eq!(v["by_status"], json!({}));
     }
 }

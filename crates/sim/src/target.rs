@@ -3,6 +3,10 @@
 //! Paths are taken raw (still percent-encoded) and split on `/` *before* decoding, so ids that
 //! contain `/` (`%2F`) stay one segment. Both key spellings work, as on the live service (§3
 //! notes): `intelProfiles/{id}` and `intelProfiles('{id}')`.
+//!
+//! Literal `.` and `..` segments are resolved first, as any URL-normalising front end does
+//! (RFC 3986 §5.2.4): `intelProfiles/../indicators` names `indicators`, not the indicators of a
+//! profile `..`. Percent-encoded dots (`%2E%2E`) are data, so an encoded id reaches its profile.
 
 use ctiport_model::pct::unpct;
 
@@ -38,6 +42,33 @@ impl Resource {
             Resource::ListNotSupported(_) | Resource::Unknown(_) => "other",
         }
     }
+}
+
+/// `path` with its literal `.` and `..` segments resolved (RFC 3986 §5.2.4); `..` never climbs
+/// above the root.
+pub fn remove_dot_segments(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *segment {
+            "." => {
+                if last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                if out.len() > 1 {
+                    out.pop();
+                }
+                if last {
+                    out.push("");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out.join("/")
 }
 
 /// Parses the part of the path after `/security/threatIntelligence/`.
@@ -130,6 +161,38 @@ mod tests {
         assert_eq!(
             parse("intelProfiles/x/indicators/$count"),
             Resource::ProfileIndicatorCount("x".into())
+        );
+    }
+
+    #[test]
+    fn dot_segments_are_resolved_but_encoded_dots_are_ids() {
+        let ti = "/v1.0/security/threatIntelligence/";
+        let resolve = |rest: &str| remove_dot_segments(&format!("{ti}{rest}"));
+        assert_eq!(
+            resolve("intelProfiles/./indicators"),
+            format!("{ti}intelProfiles/indicators")
+        );
+        assert_eq!(
+            resolve("intelProfiles/../indicators"),
+            format!("{ti}indicators")
+        );
+        assert_eq!(
+            resolve("intelProfiles/x/../p1/indicators"),
+            format!("{ti}intelProfiles/p1/indicators")
+        );
+        assert_eq!(resolve("intelProfiles/.."), format!("{ti}"));
+        assert_eq!(remove_dot_segments("/a/../../../b"), "/b");
+        assert_eq!(remove_dot_segments("/a/b/c"), "/a/b/c");
+        let encoded = format!("{ti}intelProfiles/%2E%2E/indicators");
+        assert_eq!(remove_dot_segments(&encoded), encoded);
+        assert_eq!(
+            parse("intelProfiles/%2E%2E/indicators"),
+            Resource::ProfileIndicators("..".into())
+        );
+        assert_eq!(parse("intelProfiles/%2E"), Resource::Profile(".".into()));
+        assert_eq!(
+            parse("intelProfiles('..')/indicators"),
+            Resource::ProfileIndicators("..".into())
         );
     }
 

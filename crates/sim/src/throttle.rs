@@ -1,10 +1,14 @@
-//! Throttling: a token bucket for `--rate`/`--burst`, the `Retry-After` header in the spellings
-//! real Graph uses (§8.2: integer `10`, fractional `2.128`, or none), and the tracker that counts
-//! requests arriving before the client was told it may come back.
+//! Throttling: a token bucket for `--rate`/`--burst`, a long storm of consecutive 429s
+//! (`--storm-*`), the `Retry-After` header in the spellings real Graph uses (§8.2: integer `10`,
+//! fractional `2.128`, or none), and the tracker that counts requests arriving before the client
+//! was told it may come back.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::ValueEnum;
+
+use crate::lock;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RetryAfterFormat {
@@ -100,6 +104,45 @@ impl TokenBucket {
     }
 }
 
+/// `--storm-secs`, `--storm-after`, `--storm-wait-ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StormPlan {
+    /// The storm begins with the first Graph request after this many.
+    pub after: u64,
+    pub duration: Duration,
+    /// The wait each 429 of the storm announces.
+    pub wait: Duration,
+}
+
+/// A long throttle storm: from its start, every Graph request gets 429 for `duration`, each
+/// with the same short `Retry-After`, so a client obeying it meets many 429s in a row (real
+/// services shed load this way while overloaded: the promise is a pacing hint, not a slot).
+#[derive(Debug)]
+pub struct Storm {
+    plan: Option<StormPlan>,
+    started: Mutex<Option<Instant>>,
+}
+
+impl Storm {
+    pub fn new(plan: Option<StormPlan>) -> Self {
+        Storm {
+            plan,
+            started: Mutex::new(None),
+        }
+    }
+
+    /// The wait to announce if the `number`-th Graph request (1-based), arriving `now`, falls
+    /// into the storm.
+    pub fn wait(&self, number: u64, now: Instant) -> Option<Duration> {
+        let plan = self.plan?;
+        if number <= plan.after {
+            return None;
+        }
+        let started = *lock(&self.started).get_or_insert(now);
+        (now < started + plan.duration).then_some(plan.wait)
+    }
+}
+
 /// Counts requests that arrive while the client was told to wait.
 ///
 /// A request counts as early when it arrives after `issued + tolerance` (before that it may
@@ -189,6 +232,23 @@ mod tests {
         assert!(bucket.try_take(later).is_ok());
         assert!(bucket.try_take(later).is_ok());
         assert!(bucket.try_take(later).is_err());
+    }
+
+    #[test]
+    fn a_storm_throttles_everything_for_its_duration() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let storm = Storm::new(Some(StormPlan {
+            after: 2,
+            duration: ms(1000),
+            wait: ms(250),
+        }));
+        assert_eq!(storm.wait(1, t0), None);
+        assert_eq!(storm.wait(2, t0 + ms(10)), None);
+        assert_eq!(storm.wait(3, t0 + ms(100)), Some(ms(250)), "starts here");
+        assert_eq!(storm.wait(9, t0 + ms(1099)), Some(ms(250)));
+        assert_eq!(storm.wait(10, t0 + ms(1100)), None, "and is over");
+        assert_eq!(Storm::new(None).wait(5, t0), None);
     }
 
     #[test]

@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ctiport_model::pct::pct;
+use ctiport_sim::app::{Mode, ServeConfig};
 use ctiport_sim::data::{Store, load_dump};
-use ctiport_sim::faults::{FaultKind, FaultPlan};
+use ctiport_sim::faults::{FaultKind, FaultPlan, Latency};
 use ctiport_sim::generate::{Spec, generate_store};
-use ctiport_sim::server::{Mode, Running, ServeConfig, start};
-use ctiport_sim::throttle::RetryAfterFormat;
+use ctiport_sim::listing::{Drift, ListingPlan};
+use ctiport_sim::server::{Running, start};
+use ctiport_sim::throttle::{RetryAfterFormat, StormPlan};
+use ctiport_sim::token_faults::{TokenFaultKind, TokenFaultPlan};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 
@@ -32,6 +35,7 @@ fn generated() -> Store {
         profiles: 9,
         indicators: 700,
         seed: 11,
+        ..Spec::default()
     })
     .expect("generate")
 }
@@ -835,4 +839,891 @@ fn the_binary_generates_a_dump() {
     assert!(summary["files"].as_u64().unwrap_or(0) >= 2);
     let store = load_dump(&dir.path().join("dump")).expect("loads");
     assert_eq!(store.indicator_count(), 100);
+}
+
+// ---- Fault, latency and listing modes (docs/sim.md, "Misbehaviour") ----
+
+/// The sim's request log (`GET /_sim/requests`).
+async fn request_log(client: &Client, sim: &Running) -> Vec<Value> {
+    let log: Value = client
+        .get(format!("{}/_sim/requests", sim.url))
+        .send()
+        .await
+        .expect("requests")
+        .json()
+        .await
+        .expect("json");
+    log["requests"].as_array().expect("array").clone()
+}
+
+fn ids_of(items: &[Value]) -> Vec<String> {
+    items.iter().filter_map(record_id).collect()
+}
+
+/// Every indicator id of `profile` in store order.
+fn indicator_ids(store: &Store, profile: &str) -> Vec<String> {
+    store
+        .indicators_of(profile)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| i.entry.id.as_deref().map(str::to_owned))
+        .collect()
+}
+
+/// Every profile id of `store`, in listing order.
+fn profile_ids(store: &Store) -> Vec<String> {
+    store
+        .profiles()
+        .iter()
+        .filter_map(|p| p.entry.id.as_deref().map(str::to_owned))
+        .collect()
+}
+
+/// `…/intelProfiles/{pct(id)}/indicators{query}` on `sim`.
+fn indicators_url(sim: &Running, id: &str, query: &str) -> String {
+    format!(
+        "{}/{TI}/intelProfiles/{}/indicators{query}",
+        sim.url,
+        pct(id)
+    )
+}
+
+/// Starts the sim, with a client and a token for it.
+async fn serve(config: ServeConfig, store: Store) -> (Running, Client, String) {
+    let sim = start(config, store).await.expect("start");
+    let client = Client::new();
+    let token = fetch_token(&client, &sim).await;
+    (sim, client, token)
+}
+
+fn listing(plan: ListingPlan) -> ServeConfig {
+    ServeConfig {
+        listing: plan,
+        ..ServeConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn an_empty_listing_is_a_successful_empty_collection() {
+    let store = generated();
+    let first_id = profile_ids(&store)[0].clone();
+    let (sim, client, token) = serve(
+        listing(ListingPlan {
+            limit: Some(0),
+            ..ListingPlan::default()
+        }),
+        store,
+    )
+    .await;
+    let response = get(
+        &client,
+        &format!("{}/{TI}/intelProfiles?$count=true", sim.url),
+        &token,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let page: Value = response.json().await.expect("json");
+    assert_eq!(page["value"], serde_json::json!([]));
+    assert_eq!(page["@odata.count"], 0);
+    assert!(page.get("@odata.nextLink").is_none());
+    let count = get(
+        &client,
+        &format!("{}/{TI}/intelProfiles/$count", sim.url),
+        &token,
+    )
+    .await;
+    assert_eq!(count.text().await.expect("text"), "0");
+    // The profiles still exist: only the listing lost them.
+    let profile = format!("{}/{TI}/intelProfiles/{}", sim.url, pct(&first_id));
+    assert_eq!(
+        get(&client, &profile, &token).await.status(),
+        StatusCode::OK
+    );
+    let indicators = get(&client, &format!("{profile}/indicators"), &token).await;
+    assert_eq!(indicators.status(), StatusCode::OK);
+    sim.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_short_listing_shows_only_the_first_profiles_on_every_page() {
+    let store = generated();
+    let all = ids_of(
+        &store
+            .profiles()
+            .iter()
+            .map(|p| serde_json::from_str(p.entry.raw.get()).expect("json"))
+            .collect::<Vec<Value>>(),
+    );
+    let config = ServeConfig {
+        page_size: 2,
+        ..listing(ListingPlan {
+            limit: Some(5),
+            ..ListingPlan::default()
+        })
+    };
+    let (sim, client, token) = serve(config, store).await;
+    let (items, bodies) = walk(
+        &client,
+        format!("{}/{TI}/intelProfiles?$count=true", sim.url),
+        &token,
+    )
+    .await;
+    assert_eq!(ids_of(&items), all[..5]);
+    assert_eq!(bodies.len(), 3, "pages of 2, 2 and 1");
+    let last: Value = serde_json::from_str(&bodies[2]).expect("json");
+    assert_eq!(last["@odata.count"], 5);
+    sim.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn uneven_pages_are_short_and_varied_yet_deliver_everything_once() {
+    let store = generated();
+    let profile = store
+        .profiles()
+        .iter()
+        .filter_map(|p| p.entry.id.as_deref())
+        .max_by_key(|id| store.indicators_of(id).map_or(0, <[_]>::len))
+        .expect("a profile")
+        .to_owned();
+    let want = indicator_ids(&store, &profile);
+    assert!(
+        want.len() > 100,
+        "enough records for many pages: {}",
+        want.len()
+    );
+    let config = ServeConfig {
+        seed: 5,
+        ..listing(ListingPlan {
+            uneven: true,
+            ..ListingPlan::default()
+        })
+    };
+    let (sim, client, token) = serve(config, store).await;
+    let url = indicators_url(&sim, &profile, "?$top=8");
+    let (items, bodies) = walk(&client, url, &token).await;
+    assert_eq!(ids_of(&items), want, "every record once, in order");
+    let sizes: Vec<usize> = bodies
+        .iter()
+        .map(|b| {
+            let page: Value = serde_json::from_str(b).expect("json");
+            page["value"].as_array().map_or(0, Vec::len)
+        })
+        .collect();
+    let (last, before) = sizes.split_last().expect("pages");
+    assert!(*last <= 8 && before.iter().all(|s| *s <= 8), "{sizes:?}");
+    assert!(
+        before.iter().any(|s| *s < 8),
+        "some page short of $top: {sizes:?}"
+    );
+    assert!(
+        before.contains(&0),
+        "an empty page with a nextLink: {sizes:?}"
+    );
+    let distinct: HashSet<&usize> = before.iter().collect();
+    assert!(distinct.len() >= 4, "sizes vary: {sizes:?}");
+    sim.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn drift_move_makes_a_paging_client_miss_one_record_and_see_another_twice() {
+    let store = generated();
+    let profile = profile_ids(&store)[0].clone();
+    let want = indicator_ids(&store, &profile);
+    assert!(want.len() > 8, "{}", want.len());
+    let (sim, client, token) = serve(
+        listing(ListingPlan {
+            drift: Some(Drift::Move),
+            ..ListingPlan::default()
+        }),
+        store,
+    )
+    .await;
+    let url = indicators_url(&sim, &profile, "?$top=4");
+    let (items, _) = walk(&client, url.clone(), &token).await;
+    let got = ids_of(&items);
+    let mut expected: Vec<String> = want[..4].to_vec();
+    expected.extend(want[5..].iter().cloned());
+    expected.push(want[0].clone());
+    assert_eq!(got, expected, "want[4] slid onto page 1 after it was read");
+    // The data has changed for good: a new walk sees the new order, complete.
+    let (again, _) = walk(&client, url, &token).await;
+    let mut moved = want[1..].to_vec();
+    moved.push(want[0].clone());
+    assert_eq!(ids_of(&again), moved);
+    assert_eq!(stats(&client, &sim).await["drifted"], 1);
+    sim.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn drift_change_alters_the_last_record_after_the_first_page() {
+    let store = generated();
+    let profile = profile_ids(&store)[0].clone();
+    let last_raw = store
+        .indicators_of(&profile)
+        .and_then(<[_]>::last)
+        .map(|i| i.entry.raw.get().to_owned())
+        .expect("indicators");
+    let first_title = store
+        .profiles()
+        .last()
+        .map(|p| p.entry.raw.get().to_owned());
+    let (sim, client, token) = serve(
+        listing(ListingPlan {
+            drift: Some(Drift::Change),
+            ..ListingPlan::default()
+        }),
+        store,
+    )
+    .await;
+    let url = indicators_url(&sim, &profile, "?$top=1000");
+    let before = get(&client, &url, &token).await.text().await.expect("body");
+    assert!(
+        before.contains(&last_raw),
+        "the first answer shows the data as it was"
+    );
+    let started = std::time::SystemTime::now();
+    let after: Value = get(&client, &url, &token).await.json().await.expect("json");
+    let changed = after["value"]
+        .as_array()
+        .and_then(|a| a.last())
+        .expect("last");
+    let was: Value = serde_json::from_str(&last_raw).expect("json");
+    assert_eq!(changed["id"], was["id"]);
+    assert_ne!(changed["lastSeenDateTime"], was["lastSeenDateTime"]);
+    let seen = changed["lastSeenDateTime"].as_str().expect("a timestamp");
+    let year = started
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| 1970 + d.as_secs() / 31_556_952)
+        .unwrap_or(0);
+    assert!(
+        seen.starts_with(&year.to_string()) && seen.ends_with('Z'),
+        "{seen}"
+    );
+    let mut rest = changed.clone();
+    let mut was_rest = was.clone();
+    rest.as_object_mut()
+        .expect("obj")
+        .remove("lastSeenDateTime");
+    was_rest
+        .as_object_mut()
+        .expect("obj")
+        .remove("lastSeenDateTime");
+    assert_eq!(rest, was_rest, "only lastSeenDateTime changed");
+
+    // The listing drifts too: its last profile is renamed after the first answer.
+    let listing_url = format!("{}/{TI}/intelProfiles?$top=1000", sim.url);
+    let first: Value = get(&client, &listing_url, &token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let second: Value = get(&client, &listing_url, &token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let title = |v: &Value| {
+        v["value"]
+            .as_array()
+            .and_then(|a| a.last())
+            .map(|p| p["title"].clone())
+    };
+    let original: Value = serde_json::from_str(&first_title.expect("profiles")).expect("json");
+    assert_eq!(title(&first), Some(original["title"].clone()));
+    assert_eq!(
+        title(&second).and_then(|t| t.as_str().map(str::to_owned)),
+        original["title"].as_str().map(|t| format!("{t} (updated)"))
+    );
+    sim.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn the_token_endpoint_fails_a_given_number_of_times_then_succeeds() {
+    let config = ServeConfig {
+        token_faults: TokenFaultPlan {
+            count: 4,
+            kinds: vec![
+                TokenFaultKind::Unavailable,
+                TokenFaultKind::Internal,
+                TokenFaultKind::Timeout,
+                TokenFaultKind::Reset,
+            ],
+            revoke_every: 0,
+        },
+        stall: Duration::from_millis(400),
+        ..ServeConfig::default()
+    };
+    let sim = start(config, generated()).await.expect("start");
+    let client = Client::new();
+    let first = token_response(&client, &sim, "sim-secret").await;
+    assert_eq!(first.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = first.json().await.expect("json");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert_eq!(
+        token_response(&client, &sim, "sim-secret").await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    // A client with a shorter timeout gives up on the third.
+    let impatient = Client::builder()
+        .timeout(Duration::from_millis(150))
+        .build()
+        .expect("client");
+    let started = Instant::now();
+    let timed_out = impatient
+        .post(format!("{}/sim-tenant/oauth2/v2.0/token", sim.url))
+        .body("x")
+        .send()
+        .await
+        .expect_err("no answer within the client's timeout");
+    assert!(timed_out.is_timeout(), "{timed_out:?}");
+    assert!(started.elapsed() < Duration::from_millis(390));
+    let reset = client
+        .post(format!("{}/sim-tenant/oauth2/v2.0/token", sim.url))
+        .body("x")
+        .send()
+        .await
+        .expect_err("the connection is reset");
+    assert!(reset.is_request(), "{reset:?}");
+    // Then the endpoint works.
+    fetch_token(&client, &sim).await;
+    let s = stats(&client, &sim).await;
+    assert_eq!(s["token_requests"], 5);
+    assert_eq!(
+        s["token_faults"],
+        serde_json::json!({"500": 1, "503": 1, "504": 0, "timeout": 1, "reset": 1})
+    );
+    let statuses: Vec<u64> = request_log(&client, &sim)
+        .await
+        .iter()
+        .filter(|e| e["route"] == "token")
+        .map(|e| e["status"].as_u64().unwrap_or(999))
+        .collect();
+    // The client that timed out is logged as gone (499), the reset one with no status (0).
+    assert_eq!(statuses, [503, 500, 499, 0, 200]);
+    sim.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_long_storm_answers_429_to_everything_for_its_duration() {
+    let config = ServeConfig {
+        storm: Some(StormPlan {
+            after: 1,
+            duration: Duration::from_millis(1200),
+            wait: Duration::from_millis(200),
+        }),
+        ..ServeConfig::default()
+    };
+    let (sim, client, token) = serve(config, generated()).await;
+    let url = format!("{}/{TI}/intelProfiles?$top=1", sim.url);
+    assert_eq!(get(&client, &url, &token).await.status(), StatusCode::OK);
+    let started = Instant::now();
+    let mut throttled = 0;
+    loop {
+        let response = get(&client, &url, &token).await;
+        if response.status() == StatusCode::OK {
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()["retry-after"], "0.200");
+        throttled += 1;
+        // Obey to the letter: the storm goes on regardless.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(started.elapsed() < Duration::from_secs(5), "the storm ends");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(1150));
+    assert!(
+        (5..=7).contains(&throttled),
+        "consecutive 429s: {throttled}"
+    );
+    let s = stats(&client, &sim).await;
+    assert_eq!(s["throttled"], throttled);
+    assert_eq!(s["early_requests"], 0, "obeying every Retry-After");
+    let log = request_log(&client, &sim).await;
+    let graph: Vec<&Value> = log.iter().filter(|e| e["route"] != "token").collect();
+    assert_eq!(graph.len(), throttled + 2);
+    for entry in &graph[1..=throttled] {
+        assert_eq!(entry["status"], 429);
+        assert_eq!(entry["retry_after"], "0.200");
+        let (t, until) = (
+            entry["t"].as_f64().expect("t"),
+            entry["retry_until"].as_f64().expect("until"),
+        );
+        assert!((until - t - 0.2).abs() < 0.05, "{entry}");
+    }
+    sim.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn fault_retry_after_decides_whether_a_503_says_when_to_come_back() {
+    for (p, with_header) in [(0.0, false), (1.0, true)] {
+        let config = ServeConfig {
+            fault_retry_after: p,
+            ..faulty(FaultKind::Unavailable)
+        };
+        let (sim, client, token) = serve(config, generated()).await;
+        let url = format!("{}/{TI}/intelProfiles", sim.url);
+        get(&client, &url, &token).await;
+        for _ in 0..10 {
+            let response = get(&client, &url, &token).await;
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                response.headers().contains_key("retry-after"),
+                with_header,
+                "p = {p}"
+            );
+        }
+        let log = request_log(&client, &sim).await;
+        let promised = log.iter().filter(|e| !e["retry_until"].is_null()).count();
+        assert_eq!(promised, if with_header { 10 } else { 0 });
+        sim.stop().await.expect("stop");
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_body_outlasts_a_short_client_timeout() {
+    let config = ServeConfig {
+        stall: Duration::from_millis(700),
+        ..faulty(FaultKind::Stall)
+    };
+    let (sim, client, token) = serve(config, generated()).await;
+    let url = format!("{}/{TI}/intelProfiles", sim.url);
+    get(&client, &url, &token).await;
+
+    let impatient = Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("client");
+    let started = Instant::now();
+    let response = get(&impatient, &url, &token).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the head arrives at once"
+    );
+    let error = response.bytes().await.expect_err("the body does not");
+    assert!(error.is_timeout(), "{error:?}");
+    assert!(started.elapsed() < Duration::from_millis(650));
+
+    // A patient client gets the whole answer, late.
+    let started = Instant::now();
+    let response = get(&client, &url, &token).await;
+    let page: Value = response.json().await.expect("complete JSON");
+    assert!(page["value"].as_array().is_some_and(|v| !v.is_empty()));
+    assert!(started.elapsed() >= Duration::from_millis(700));
+    assert_eq!(stats(&client, &sim).await["faults"]["stall"], 2);
+    sim.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn truncated_json_is_a_complete_answer_that_does_not_parse() {
+    let (sim, client, token) = serve(faulty(FaultKind::TruncatedJson), generated()).await;
+    let url = format!("{}/{TI}/intelProfiles", sim.url);
+    let full = get(&client, &url, &token).await.text().await.expect("body");
+    let response = get(&client, &url, &token).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let length = response.content_length();
+    let body = response.text().await.expect("the HTTP body is complete");
+    assert_eq!(length, Some(body.len() as u64));
+    assert!(body.len() < full.len() && body.len() >= full.len() / 2 - 4);
+    assert!(serde_json::from_str::<Value>(&body).is_err());
+    // Same answer up to the cut (only the request ids in the context differ: none here).
+    assert_eq!(&full[..40], &body[..40]);
+    assert_eq!(stats(&client, &sim).await["faults"]["truncated-json"], 1);
+    sim.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_listed_profile_can_answer_404_for_its_indicators() {
+    let store = generated();
+    let ids = profile_ids(&store);
+    let missing = ids[3].clone();
+    assert!(!indicator_ids(&store, &missing).is_empty());
+    let (sim, client, token) = serve(
+        listing(ListingPlan {
+            missing_indicators: vec![missing.clone()],
+            ..ListingPlan::default()
+        }),
+        store,
+    )
+    .await;
+    let (listed, _) = walk(&client, format!("{}/{TI}/intelProfiles", sim.url), &token).await;
+    assert!(ids_of(&listed).contains(&missing), "still listed");
+    let base = format!("{}/{TI}/intelProfiles/{}", sim.url, pct(&missing));
+    assert_eq!(get(&client, &base, &token).await.status(), StatusCode::OK);
+    for url in [
+        format!("{base}/indicators"),
+        format!("{base}/indicators/$count"),
+    ] {
+        let response = get(&client, &url, &token).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{url}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "itemNotFound");
+    }
+    for other in ids.iter().filter(|id| **id != missing) {
+        let url = indicators_url(&sim, other, "");
+        assert_eq!(get(&client, &url, &token).await.status(), StatusCode::OK);
+    }
+    assert_eq!(stats(&client, &sim).await["by_status"]["404"], 2);
+    sim.stop().await.expect("stop");
+
+    // A rate picks a fixed share of the profiles.
+    let store = generate_store(Spec {
+        profiles: 200,
+        indicators: 200,
+        seed: 2,
+        ..Spec::default()
+    })
+    .expect("generate");
+    let ids = profile_ids(&store);
+    let sim = start(
+        listing(ListingPlan {
+            missing_indicators_rate: 0.25,
+            ..ListingPlan::default()
+        }),
+        store,
+    )
+    .await
+    .expect("start");
+    let token = fetch_token(&client, &sim).await;
+    let mut missing = 0;
+    for id in &ids {
+        let url = indicators_url(&sim, id, "");
+        let first = get(&client, &url, &token).await.status();
+        assert_eq!(
+            get(&client, &url, &token).await.status(),
+            first,
+            "fixed, not random"
+        );
+        missing += usize::from(first == StatusCode::NOT_FOUND);
+    }
+    assert!(
+        (30..=70).contains(&missing),
+        "about a quarter of 200: {missing}"
+    );
+    sim.stop().await.expect("stop");
+}
+
+/// Sends a GET with the path exactly as given (reqwest would resolve dot segments first) and
+/// returns the status and body.
+async fn raw_get(sim: &Running, path: &str, token: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(sim.addr)
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n",
+        sim.addr
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn awkward_ids_reach_their_profile_only_when_encoded() {
+    let store = generate_store(Spec {
+        profiles: 8,
+        indicators: 80,
+        seed: 9,
+        even: true,
+        awkward_ids: true,
+    })
+    .expect("generate");
+    let ids = profile_ids(&store);
+    let next = ids[4].clone();
+    assert_eq!(ids[..3], [".", "..", "a+b/c=="]);
+    assert_eq!(ids[3], format!("x/../{next}"));
+    let want: Vec<Vec<String>> = ids.iter().map(|id| indicator_ids(&store, id)).collect();
+    let (sim, client, token) = serve(ServeConfig::default(), store).await;
+    let ti = format!("/{TI}");
+
+    // Encoded, each id reaches its own profile: as path segments and in the key form.
+    for (id, want) in ids.iter().zip(&want).take(4) {
+        // Every byte but letters and digits, dots included: reqwest resolves `.` and `..`
+        // segments (and `%2E` ones, as the WHATWG URL standard says) before sending.
+        let encoded: String = id
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let path = format!("{ti}/intelProfiles/{encoded}/indicators?$top=100");
+        let (status, body) = raw_get(&sim, &path, &token).await;
+        assert_eq!(status, 200, "{id}");
+        let page: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(
+            &ids_of(page["value"].as_array().expect("value")),
+            want,
+            "{id}"
+        );
+        let quoted = id.replace('\'', "''");
+        let url = format!(
+            "{}{ti}/intelProfiles('{}')/indicators?$top=100",
+            sim.url,
+            pct(&quoted)
+        );
+        let (items, _) = walk(&client, url, &token).await;
+        assert_eq!(&ids_of(&items), want, "key form of {id}");
+    }
+    let (status, _) = raw_get(
+        &sim,
+        &format!("{ti}/intelProfiles/%2E%2E/indicators"),
+        &token,
+    )
+    .await;
+    assert_eq!(status, 200, "%2E%2E is the id '..'");
+
+    // Unencoded, they name other resources, as behind any URL-normalising front end.
+    let (status, body) = raw_get(&sim, &format!("{ti}/intelProfiles/./indicators"), &token).await;
+    assert_eq!(
+        status, 404,
+        "intelProfiles/indicators: no profile 'indicators'"
+    );
+    assert!(body.contains("'indicators'"), "{body}");
+    let (status, body) = raw_get(&sim, &format!("{ti}/intelProfiles/../indicators"), &token).await;
+    assert_eq!(
+        status, 400,
+        "the segment 'indicators' under threatIntelligence: {body}"
+    );
+    let (status, body) = raw_get(
+        &sim,
+        &format!("{ti}/intelProfiles/x/../{}/indicators?$top=100", pct(&next)),
+        &token,
+    )
+    .await;
+    assert_eq!(status, 200, "another profile's indicators");
+    let page: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(ids_of(page["value"].as_array().expect("value")), want[4]);
+    let (status, _) = raw_get(&sim, &format!("{ti}/../../_sim/stats"), &token).await;
+    assert_eq!(status, 404, "out of the Graph base");
+    let log = request_log(&client, &sim).await;
+    assert!(
+        log.iter().any(|e| e["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/intelProfiles/../indicators"))
+            && e["status"] == 400),
+        "the log shows the path as sent"
+    );
+    let graph = log.iter().filter(|e| e["route"] != "token").count();
+    assert_eq!(stats(&client, &sim).await["requests"], graph);
+    sim.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn latency_delays_every_answer_with_jitter_around_it() {
+    let config = ServeConfig {
+        latency: Latency {
+            base: Duration::from_millis(150),
+            jitter: Duration::ZERO,
+        },
+        ..ServeConfig::default()
+    };
+    let (sim, client, token) = serve(config, generated()).await;
+    let url = format!("{}/{TI}/intelProfiles?$top=1", sim.url);
+    for _ in 0..3 {
+        let started = Instant::now();
+        assert_eq!(get(&client, &url, &token).await.status(), StatusCode::OK);
+        assert!(started.elapsed() >= Duration::from_millis(150));
+    }
+    // Concurrent requests wait side by side, not one after another.
+    let started = Instant::now();
+    let all = futures::future::join_all((0..6).map(|_| get(&client, &url, &token))).await;
+    assert!(all.iter().all(|r| r.status() == StatusCode::OK));
+    assert!(
+        started.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        stats(&client, &sim).await["max_in_flight"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2
+    );
+    // A client that gives up first is logged as gone.
+    let impatient = Client::builder()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .expect("client");
+    let error = impatient.get(&url).bearer_auth(&token).send().await;
+    assert!(error.is_err_and(|e| e.is_timeout()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = request_log(&client, &sim).await;
+    assert_eq!(log.last().map(|e| e["status"].clone()), Some(499.into()));
+    sim.stop().await.expect("stop");
+
+    let config = ServeConfig {
+        latency: Latency {
+            base: Duration::from_millis(100),
+            jitter: Duration::from_millis(60),
+        },
+        ..ServeConfig::default()
+    };
+    let sim = start(config, generated()).await.expect("start");
+    let token = fetch_token(&client, &sim).await;
+    let url = format!("{}/{TI}/intelProfiles?$top=1", sim.url);
+    let mut took = Vec::new();
+    for _ in 0..12 {
+        let started = Instant::now();
+        get(&client, &url, &token).await;
+        took.push(started.elapsed());
+    }
+    let (min, max) = (took.iter().min().copied(), took.iter().max().copied());
+    let (min, max) = (min.expect("some"), max.expect("some"));
+    assert!(min >= Duration::from_millis(40), "{took:?}");
+    assert!(max - min >= Duration::from_millis(15), "jittered: {took:?}");
+    sim.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_bucket_whose_burst_is_far_below_its_rate() {
+    let config = ServeConfig {
+        rate: Some(20.0),
+        burst: Some(5.0),
+        ..ServeConfig::default()
+    };
+    let (sim, client, token) = serve(config, generated()).await;
+    let url = format!("{}/{TI}/intelProfiles?$top=1", sim.url);
+    // Open the connections first, so the volley arrives as one.
+    let stats_url = format!("{}/_sim/stats", sim.url);
+    futures::future::join_all((0..20).map(|_| client.get(&stats_url).send())).await;
+    let started = Instant::now();
+    let all = futures::future::join_all((0..20).map(|_| get(&client, &url, &token))).await;
+    let refills = (started.elapsed().as_secs_f64() * 20.0).floor() as usize;
+    let ok = all.iter().filter(|r| r.status() == StatusCode::OK).count();
+    assert!(
+        (5..=5 + refills).contains(&ok),
+        "the burst (plus what the rate refilled meanwhile) bounds a volley: {ok}, {refills} refills"
+    );
+    let waits: Vec<f64> = all
+        .iter()
+        .filter_map(|r| r.headers().get("retry-after")?.to_str().ok()?.parse().ok())
+        .collect();
+    assert_eq!(waits.len(), 20 - ok);
+    assert!(
+        waits.iter().all(|w| *w > 0.0 && *w <= 0.05),
+        "one token per 50 ms: {waits:?}"
+    );
+    // Paced at the rate, nothing is refused.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..10 {
+        assert_eq!(get(&client, &url, &token).await.status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(55)).await;
+    }
+    sim.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn tokens_are_revoked_every_n_requests() {
+    let config = ServeConfig {
+        token_faults: TokenFaultPlan {
+            revoke_every: 3,
+            ..TokenFaultPlan::default()
+        },
+        ..ServeConfig::default()
+    };
+    let sim = start(config, generated()).await.expect("start");
+    let client = Client::new();
+    let url = format!("{}/{TI}/intelProfiles?$top=1", sim.url);
+    let mut token = fetch_token(&client, &sim).await;
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let status = get(&client, &url, &token).await.status();
+        if status == StatusCode::UNAUTHORIZED {
+            token = fetch_token(&client, &sim).await;
+        }
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 401, 200, 200, 401, 200]);
+    sim.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn the_request_log_records_timing_and_stays_bounded() {
+    let config = ServeConfig {
+        rate: Some(2.0),
+        burst: Some(1.0),
+        request_log_cap: 4,
+        ..ServeConfig::default()
+    };
+    let (sim, client, token) = serve(config, generated()).await;
+    let url = format!("{}/{TI}/intelProfiles?$top=1", sim.url);
+    assert_eq!(get(&client, &url, &token).await.status(), StatusCode::OK);
+    let throttled = get(&client, &url, &token).await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    let header = throttled.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    // Disobey once: early.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(
+        get(&client, &url, &token).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    let log = request_log(&client, &sim).await;
+    assert_eq!(log.len(), 4, "token + 3 Graph requests");
+    assert_eq!(log[0]["route"], "token");
+    assert_eq!(log[1]["route"], "intelProfiles");
+    assert_eq!(log[1]["status"], 200);
+    assert_eq!(
+        log[1]["path"],
+        "/v1.0/security/threatIntelligence/intelProfiles?$top=1"
+    );
+    assert_eq!(log[2]["status"], 429);
+    assert_eq!(log[2]["retry_after"], header.as_str());
+    let t2 = log[2]["t"].as_f64().expect("t");
+    let until = log[2]["retry_until"].as_f64().expect("until");
+    let promised: f64 = header.parse().expect("seconds");
+    let answered = log[2]["answered"].as_f64().expect("answered");
+    assert!(answered >= t2 && answered < t2 + 0.1, "{}", log[2]);
+    assert!((until - answered - promised).abs() < 0.02, "{}", log[2]);
+    assert_eq!(log[2]["early"], false);
+    assert_eq!(log[3]["early"], true);
+    assert!(log[3]["t"].as_f64().expect("t") < until);
+    assert!(t2 > log[1]["t"].as_f64().expect("t"));
+
+    // One more entry drops the oldest.
+    get(&client, &url, &token).await;
+    let body: Value = client
+        .get(format!("{}/_sim/requests", sim.url))
+        .send()
+        .await
+        .expect("requests")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["cap"], 4);
+    assert_eq!(body["dropped"], 1);
+    assert_eq!(body["requests"][0]["route"], "intelProfiles");
+    let s = stats(&client, &sim).await;
+    assert_eq!(
+        s["per_second"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).sum::<u64>()),
+        Some(4)
+    );
+    assert_eq!(s["by_status"], serde_json::json!({"200": 1, "429": 3}));
+    client
+        .post(format!("{}/_sim/reset-stats", sim.url))
+        .send()
+        .await
+        .expect("reset");
+    assert!(request_log(&client, &sim).await.is_empty());
+    sim.stop().await.expect("stop");
 }

@@ -24,12 +24,22 @@ use records::{Artifact, ArtifactKind, Titles};
 use values::Values;
 
 /// How many profiles and indicators, from which seed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Spec {
     pub profiles: u64,
     pub indicators: u64,
     pub seed: u64,
+    /// `--even`: every profile gets the same number of indicators (the first ones one more
+    /// when it does not divide), instead of the heavy-tailed spread.
+    pub even: bool,
+    /// `--awkward-ids`: profiles with indicators get the ids in [`AWKWARD_IDS`].
+    pub awkward_ids: bool,
 }
+
+/// Profile ids that only survive a client that percent-encodes every path segment: the dot
+/// segments `.` and `..`, and one with `/`, `+` and `=`. A fourth, `x/../<id>`, names another
+/// profile's indicators when sent unencoded (see [`awkward_ids`]).
+pub const AWKWARD_IDS: [&str; 3] = [".", "..", "a+b/c=="];
 
 /// How a profile's indicators are stored (a dump may use either format, or none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,12 +96,19 @@ pub fn generate(spec: Spec, sink: &mut dyn Sink) -> anyhow::Result<Summary> {
     let mut values = Values::new(spec.seed);
 
     let mut titles = Titles::new(&mut profile_rng);
-    let profiles: Vec<records::ProfileMeta> = (0..spec.profiles)
+    let mut profiles: Vec<records::ProfileMeta> = (0..spec.profiles)
         .map(|i| records::profile(&mut profile_rng, &values, &mut titles, i))
         .collect();
+    let counts = if spec.even {
+        even_spread(spec.indicators, spec.profiles)
+    } else {
+        spread(spec.indicators, spec.profiles, &mut count_rng)
+    };
+    if spec.awkward_ids {
+        awkward_ids(&mut profiles, &counts)?;
+    }
     sink.profiles(&profiles)?;
 
-    let counts = spread(spec.indicators, spec.profiles, &mut count_rng);
     let shared = shared_pool(&mut shared_rng, &mut values, spec.indicators);
 
     // Counters for unique values start at 0; the shared pool used the top of the range.
@@ -203,6 +220,42 @@ pub fn spread(total: u64, n: u64, rng: &mut SplitMix64) -> Vec<u64> {
         left -= 1;
     }
     counts
+}
+
+/// `total` over `n` profiles as evenly as it goes: the first `total % n` get one more.
+pub fn even_spread(total: u64, n: u64) -> Vec<u64> {
+    let n_usize = usize::try_from(n).unwrap_or(usize::MAX);
+    if n == 0 {
+        return Vec::new();
+    }
+    (0..n_usize)
+        .map(|i| total / n + u64::from((i as u64) < total % n))
+        .collect()
+}
+
+/// Gives the first profiles with indicators the [`AWKWARD_IDS`], and the next one's id behind
+/// `x/../`, so that an unencoded path names that next profile's indicators.
+fn awkward_ids(profiles: &mut [records::ProfileMeta], counts: &[u64]) -> anyhow::Result<()> {
+    let with_indicators: Vec<usize> = (0..profiles.len()).filter(|&i| counts[i] > 0).collect();
+    let Some(&target) = with_indicators.get(AWKWARD_IDS.len() + 1) else {
+        bail!(
+            "--awkward-ids needs at least {} profiles with indicators",
+            AWKWARD_IDS.len() + 2
+        );
+    };
+    let behind = format!("x/../{}", profiles[target].id);
+    let ids = AWKWARD_IDS
+        .iter()
+        .map(|id| (*id).to_owned())
+        .chain([behind]);
+    for (&i, id) in with_indicators.iter().zip(ids) {
+        let profile = &mut profiles[i];
+        let old = format!("\"id\":{}", crate::json::string(&profile.id));
+        let new = format!("\"id\":{}", crate::json::string(&id));
+        profile.record = profile.record.replacen(&old, &new, 1);
+        profile.id = id;
+    }
+    Ok(())
 }
 
 /// Writes a dump directory in the layout of docs/contracts.md.
@@ -464,11 +517,71 @@ mod tests {
     }
 
     #[test]
+    fn even_spread_is_exact_and_flat() {
+        assert_eq!(even_spread(40_000, 40), vec![1000; 40]);
+        assert_eq!(even_spread(7, 3), [3, 2, 2]);
+        assert!(even_spread(5, 0).is_empty());
+        let store = generate_store(Spec {
+            profiles: 4,
+            indicators: 10,
+            even: true,
+            ..Spec::default()
+        })
+        .expect("generate");
+        let sizes: Vec<usize> = store
+            .profiles()
+            .iter()
+            .filter_map(|p| store.indicators_of(p.entry.id.as_deref()?).map(<[_]>::len))
+            .collect();
+        assert_eq!(sizes, [3, 3, 2, 2]);
+    }
+
+    #[test]
+    fn awkward_ids_go_to_profiles_with_indicators() {
+        let spec = Spec {
+            profiles: 8,
+            indicators: 80,
+            seed: 4,
+            even: true,
+            awkward_ids: true,
+        };
+        let store = generate_store(spec).expect("generate");
+        let ids: Vec<&str> = store
+            .profiles()
+            .iter()
+            .filter_map(|p| p.entry.id.as_deref())
+            .collect();
+        let behind = format!("x/../{}", ids[4]);
+        assert_eq!(ids[..4], [".", "..", "a+b/c==", behind.as_str()]);
+        for id in &ids[..5] {
+            assert_eq!(store.indicators_of(id).map(<[_]>::len), Some(10), "{id}");
+        }
+        let record: serde_json::Value =
+            serde_json::from_str(store.profiles()[1].entry.raw.get()).expect("json");
+        assert_eq!(record["id"], "..");
+        let dir = tempfile::tempdir().expect("tmp");
+        generate_to_dir(spec, dir.path(), false).expect("generate");
+        let loaded = crate::data::load_dump(dir.path()).expect("load");
+        assert_eq!(loaded.indicators_of("..").map(<[_]>::len), Some(10));
+        assert_eq!(loaded.indicators_of(".").map(<[_]>::len), Some(10));
+        assert!(
+            generate_store(Spec {
+                profiles: 3,
+                indicators: 30,
+                awkward_ids: true,
+                ..Spec::default()
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
     fn same_seed_same_bytes() {
         let spec = Spec {
             profiles: 12,
             indicators: 600,
             seed: 42,
+            ..Spec::default()
         };
         let (a, b, c) = (
             tempfile::tempdir().expect("tmp"),
@@ -621,6 +734,7 @@ mod tests {
             profiles: 40,
             indicators: 6000,
             seed: 7,
+            ..Spec::default()
         };
         let summary = generate_to_dir(spec, dir.path(), false).expect("generate");
 
@@ -734,6 +848,7 @@ mod tests {
             profiles: 5,
             indicators: 200,
             seed: 3,
+            ..Spec::default()
         };
         let dir = tempfile::tempdir().expect("tmp");
         generate_to_dir(spec, dir.path(), false).expect("generate");
@@ -766,7 +881,7 @@ mod tests {
             generate_store(Spec {
                 profiles: 0,
                 indicators: 1,
-                seed: 0
+                ..Spec::default()
             })
             .is_err()
         );

@@ -34,6 +34,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/_sim/tokens", get(issued_tokens))
         .route("/v1.0/security/threatIntelligence/{*rest}", any(graph))
         .route("/beta/security/threatIntelligence/{*rest}", any(graph))
+        .merge(crate::microsoft::router())
         .fallback(fallback)
         .with_state(app)
 }
@@ -42,7 +43,9 @@ async fn token(State(app): State<Arc<App>>, Path(tenant): Path<String>, body: By
     app.stats.token_request();
     auth::token_endpoint(
         &app.config.credentials,
+        &app.config.microsoft.identity,
         &app.tokens,
+        &app.base_url,
         &tenant,
         &body,
         Instant::now(),

@@ -15,6 +15,7 @@ use crate::auth::{Credentials, Tokens};
 use crate::conn::{ConnInfo, KillableListener};
 use crate::data::Store;
 use crate::faults::{Dice, FaultKind, FaultPlan};
+use crate::microsoft::{Microsoft, MicrosoftConfig};
 use crate::stats::Stats;
 use crate::throttle::{Compliance, RetryAfterFormat, TokenBucket};
 
@@ -50,6 +51,8 @@ pub struct ServeConfig {
     pub reputation_500_rate: f64,
     pub seed: u64,
     pub early_tolerance: Duration,
+    /// Sentinel, Defender and identity stand-ins (docs/standins.md).
+    pub microsoft: MicrosoftConfig,
 }
 
 impl Default for ServeConfig {
@@ -79,6 +82,7 @@ impl Default for ServeConfig {
             reputation_500_rate: 0.0,
             seed: 0,
             early_tolerance: Duration::from_millis(20),
+            microsoft: MicrosoftConfig::default(),
         }
     }
 }
@@ -96,6 +100,7 @@ pub struct App {
     pub dice: Dice,
     /// Graph requests since start (never reset): drives `--fault-after`.
     pub graph_requests: AtomicU64,
+    pub microsoft: Microsoft,
 }
 
 /// A running server.
@@ -142,6 +147,7 @@ pub async fn start(config: ServeConfig, store: Store) -> anyhow::Result<Running>
         tokens: Tokens::new(config.token_ttl),
         stats: Stats::default(),
         graph_requests: AtomicU64::new(0),
+        microsoft: Microsoft::new(&config.microsoft, config.seed, config.early_tolerance),
         base_url,
         store,
         config,

@@ -263,14 +263,14 @@ impl Defender {
         f(&mut lock(&self.stats));
     }
 
-    /// Authentication, permission and the call's limit, in that order.
+    /// Authentication, permission and the call's limit, in that order; the refusal otherwise.
     pub fn gate(
         &self,
         tokens: &Tokens,
         headers: &HeaderMap,
         call: Call,
         now: Instant,
-    ) -> Result<Grant, Response> {
+    ) -> Result<Grant, Box<Response>> {
         self.count(|s| {
             s.requests += 1;
             match call {
@@ -286,19 +286,19 @@ impl Defender {
             .check_for(headers.get(AUTHORIZATION), now, Api::Defender)
             .map_err(|_| {
                 self.count(|s| s.unauthorized += 1);
-                error(
+                Box::new(error(
                     StatusCode::UNAUTHORIZED,
                     "Unauthorized",
                     "Unauthorized (invalid or expired authorization header).",
-                )
+                ))
             })?;
         if !grant.has_role(READ_WRITE_ALL) && !grant.has_role(READ_WRITE) {
             self.count(|s| s.forbidden += 1);
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::FORBIDDEN,
                 "Forbidden",
                 "Forbidden (valid token but insufficient permission for the action). The application needs Ti.ReadWrite.All (or Ti.ReadWrite).",
-            ));
+            )));
         }
         let window = match call {
             Call::Import => &self.import_window,
@@ -319,7 +319,7 @@ impl Defender {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(secs));
-            return Err(response);
+            return Err(Box::new(response));
         }
         Ok(grant)
     }

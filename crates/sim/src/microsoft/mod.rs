@@ -83,11 +83,11 @@ async fn read_body(
     body: Body,
     limit: usize,
     too_large: impl FnOnce() -> Response,
-) -> Result<Vec<u8>, Response> {
+) -> Result<Vec<u8>, Box<Response>> {
     axum::body::to_bytes(body, limit)
         .await
         .map(|b| b.to_vec())
-        .map_err(|_| too_large())
+        .map_err(|_| Box::new(too_large()))
 }
 
 async fn sentinel_upload(
@@ -110,7 +110,7 @@ async fn sentinel_upload(
     .await
     {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     app.microsoft.sentinel.upload(
         &app.tokens,
@@ -137,19 +137,15 @@ async fn sentinel_stats(State(app): State<Arc<App>>) -> Response {
     Json(app.microsoft.sentinel.stats()).into_response()
 }
 
-/// Parses a `Faults` body; 400 with the reason otherwise.
-fn faults_from(body: &[u8]) -> Result<Faults, Response> {
-    let faults: Faults = serde_json::from_slice(body).map_err(|e| {
-        (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response()
-    })?;
-    faults
-        .valid()
-        .map_err(|e| (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response())?;
+/// Parses a `Faults` body; the reason it is refused otherwise.
+fn faults_from(body: &[u8]) -> Result<Faults, String> {
+    let faults: Faults = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    faults.valid()?;
     Ok(faults)
+}
+
+fn bad_faults(reason: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": reason }))).into_response()
 }
 
 async fn sentinel_faults(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
@@ -158,7 +154,7 @@ async fn sentinel_faults(State(app): State<Arc<App>>, body: axum::body::Bytes) -
             app.microsoft.sentinel.set_faults(faults);
             Json(app.microsoft.sentinel.stats()).into_response()
         }
-        Err(response) => response,
+        Err(reason) => bad_faults(reason),
     }
 }
 
@@ -172,7 +168,7 @@ async fn defender_call(
     headers: &HeaderMap,
     body: Body,
     call: Call,
-) -> Result<(crate::auth::Grant, Vec<u8>), Response> {
+) -> Result<(crate::auth::Grant, Vec<u8>), Box<Response>> {
     let defender = &app.microsoft.defender;
     let grant = defender.gate(&app.tokens, headers, call, Instant::now())?;
     let limit = defender.max_body_bytes();
@@ -190,14 +186,14 @@ async fn defender_call(
 async fn defender_import(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     match defender_call(&app, &headers, body, Call::Import).await {
         Ok((grant, body)) => app.microsoft.defender.import(&grant, &body),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
 async fn defender_delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     match defender_call(&app, &headers, body, Call::BatchDelete).await {
         Ok((grant, body)) => app.microsoft.defender.batch_delete(&grant, &body),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -211,7 +207,7 @@ async fn defender_list(
             .microsoft
             .defender
             .list(&grant, &app.base_url, query.as_deref()),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -229,7 +225,7 @@ async fn defender_faults(State(app): State<Arc<App>>, body: axum::body::Bytes) -
             app.microsoft.defender.set_faults(faults);
             Json(app.microsoft.defender.stats()).into_response()
         }
-        Err(response) => response,
+        Err(reason) => bad_faults(reason),
     }
 }
 

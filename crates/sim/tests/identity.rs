@@ -30,32 +30,33 @@ fn spec(expired: bool) -> CertSpec {
     }
 }
 
-/// Keys take a moment to generate: one of each per test binary.
-fn registered() -> &'static (Generated, PrivateKey) {
-    static CELL: OnceLock<(Generated, PrivateKey)> = OnceLock::new();
-    CELL.get_or_init(|| {
-        let g = generate(&spec(false)).unwrap();
+type KeyPair = (Generated, PrivateKey);
+
+/// Keys take a moment to generate: each kind once per test binary.
+fn keypair(cell: &'static OnceLock<KeyPair>, expired: bool) -> &'static KeyPair {
+    cell.get_or_init(|| {
+        let g = generate(&spec(expired)).unwrap();
         let key = PrivateKey::from_pkcs8_pem(&g.key_pem).unwrap();
         (g, key)
     })
 }
 
-fn unregistered() -> &'static (Generated, PrivateKey) {
-    static CELL: OnceLock<(Generated, PrivateKey)> = OnceLock::new();
-    CELL.get_or_init(|| {
-        let g = generate(&spec(false)).unwrap();
-        let key = PrivateKey::from_pkcs8_pem(&g.key_pem).unwrap();
-        (g, key)
-    })
+/// The certificate registered on the app.
+fn registered() -> &'static KeyPair {
+    static CELL: OnceLock<KeyPair> = OnceLock::new();
+    keypair(&CELL, false)
 }
 
-fn expired_cert() -> &'static (Generated, PrivateKey) {
-    static CELL: OnceLock<(Generated, PrivateKey)> = OnceLock::new();
-    CELL.get_or_init(|| {
-        let g = generate(&spec(true)).unwrap();
-        let key = PrivateKey::from_pkcs8_pem(&g.key_pem).unwrap();
-        (g, key)
-    })
+/// A valid certificate the app does not know.
+fn unregistered() -> &'static KeyPair {
+    static CELL: OnceLock<KeyPair> = OnceLock::new();
+    keypair(&CELL, false)
+}
+
+/// Registered, but its validity ended yesterday.
+fn expired_cert() -> &'static KeyPair {
+    static CELL: OnceLock<KeyPair> = OnceLock::new();
+    keypair(&CELL, true)
 }
 
 async fn start() -> (Client, Running) {

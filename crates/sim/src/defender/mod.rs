@@ -23,7 +23,7 @@ use crate::identity::resource::Api;
 use crate::lock;
 use crate::microsoft::faults::Faults;
 use crate::microsoft::stamp::Stamp;
-use crate::microsoft::window::SlidingWindow;
+use crate::microsoft::window::{SlidingWindow, whole_seconds};
 use crate::rng::guid;
 use crate::throttle::Compliance;
 use crate::timefmt::{Fraction, rfc3339};
@@ -308,7 +308,7 @@ impl Defender {
         let limited = lock(window).try_call(&grant.client_id, now);
         if let Err(wait) = limited {
             self.count(|s| s.throttled += 1);
-            let secs = u64::try_from(wait.as_millis().div_ceil(1000).max(1)).unwrap_or(u64::MAX);
+            let secs = whole_seconds(wait);
             lock(&self.compliance).told(now, now + Duration::from_secs(secs));
             let mut response = error(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -42,6 +42,12 @@ impl SlidingWindow {
     }
 }
 
+/// A wait as the whole seconds a 429 names: rounded up, at least 1, so a client that obeys
+/// it to the letter is never early.
+pub fn whole_seconds(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis().div_ceil(1000).max(1)).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +67,12 @@ mod tests {
         // The refused call was not counted: the first call leaves the window at 60 s.
         assert!(w.try_call("a", t0 + s(60)).is_ok());
         assert_eq!(w.try_call("a", t0 + s(61)), Err(s(9)));
+    }
+
+    #[test]
+    fn waits_round_up_to_whole_seconds() {
+        assert_eq!(whole_seconds(Duration::ZERO), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(1001)), 2);
+        assert_eq!(whole_seconds(Duration::from_secs(40)), 40);
     }
 }

@@ -22,7 +22,7 @@ use crate::identity::resource::Api;
 use crate::json::ObjectWriter;
 use crate::lock;
 use crate::microsoft::faults::Faults;
-use crate::microsoft::window::SlidingWindow;
+use crate::microsoft::window::{SlidingWindow, whole_seconds};
 use crate::rng::guid;
 use crate::throttle::Compliance;
 use store::{Outcome, Workspace};
@@ -207,8 +207,7 @@ impl Sentinel {
     /// The documented 429: the wait only in the body, in whole seconds (rounded up).
     fn throttled(&self, wait: Duration, now: Instant) -> Response {
         self.count(|s| s.throttled += 1);
-        let secs = wait.as_millis().div_ceil(1000).max(1);
-        let secs = u64::try_from(secs).unwrap_or(u64::MAX);
+        let secs = whole_seconds(wait);
         lock(&self.compliance).told(now, now + Duration::from_secs(secs));
         let body = ObjectWriter::new()
             .num("statusCode", 429)

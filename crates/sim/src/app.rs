@@ -10,6 +10,7 @@ use crate::auth::{Credentials, Tokens};
 use crate::data::Store;
 use crate::faults::{Dice, FaultKind, FaultPlan, Latency};
 use crate::listing::{Listing, ListingPlan};
+use crate::microsoft::{Microsoft, MicrosoftConfig};
 use crate::reqlog::RequestLog;
 use crate::stats::Stats;
 use crate::throttle::{Compliance, RetryAfterFormat, Storm, StormPlan, TokenBucket};
@@ -59,6 +60,8 @@ pub struct ServeConfig {
     pub early_tolerance: Duration,
     /// Most entries `GET /_sim/requests` keeps (the oldest are dropped first).
     pub request_log_cap: usize,
+    /// Sentinel, Defender and identity stand-ins (docs/standins.md).
+    pub microsoft: MicrosoftConfig,
 }
 
 impl Default for ServeConfig {
@@ -95,6 +98,7 @@ impl Default for ServeConfig {
             seed: 0,
             early_tolerance: Duration::from_millis(20),
             request_log_cap: 100_000,
+            microsoft: MicrosoftConfig::default(),
         }
     }
 }
@@ -117,6 +121,7 @@ pub struct App {
     /// Graph requests since start (never reset): drives `--fault-after`, `--storm-after` and
     /// `--token-revoke-every`.
     pub graph_requests: AtomicU64,
+    pub microsoft: Microsoft,
 }
 
 impl App {
@@ -134,6 +139,7 @@ impl App {
             stats: Stats::default(),
             log: RequestLog::new(now, config.request_log_cap),
             graph_requests: AtomicU64::new(0),
+            microsoft: Microsoft::new(&config.microsoft, config.seed, config.early_tolerance),
             base_url,
             store,
             config,

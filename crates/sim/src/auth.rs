@@ -1,7 +1,10 @@
 //! OAuth2 client credentials (§2.2) and bearer-token checks (§2.3).
 //!
-//! Tokens are random opaque strings remembered with their expiry: the server, not the client,
-//! decides when a token is dead, so a client that ignores `expires_in` gets 401s mid-run.
+//! Tokens are random opaque strings remembered with their expiry and their [`Grant`] (API,
+//! audience, roles, who and how): the server, not the client, decides when a token is dead, so a
+//! client that ignores `expires_in` gets 401s mid-run, and each API checks that a token was
+//! issued for it. The client proves who it is with a secret or, see [`crate::identity`], a
+//! certificate or federated assertion.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,12 +16,47 @@ use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
+use serde::Serialize;
+
+use crate::identity::IdentityConfig;
+use crate::identity::assertion::{self, AssertionContext};
+use crate::identity::resource::{Api, ScopeProblem, parse_scope};
 use crate::json::ObjectWriter;
 use crate::lock;
 use crate::rng::guid;
 use crate::timefmt::aad_timestamp;
 
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+
+/// How the client proved who it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    ClientSecret,
+    ClientCertificate,
+    FederatedToken,
+    ManagedIdentityImds,
+    ManagedIdentityAppService,
+}
+
+/// What a token stands for; the API that receives it checks it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Grant {
+    pub api: Api,
+    /// `aud`: the resource as the client named it (scope without `/.default`).
+    pub audience: String,
+    /// `roles`: the app roles on `api`.
+    pub roles: Vec<String>,
+    /// `appid`: the app registration or managed identity the token was issued to.
+    pub client_id: String,
+    pub credential: CredentialKind,
+}
+
+impl Grant {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
 
 /// The app registration the token endpoint accepts.
 #[derive(Clone, Debug)]
@@ -34,24 +72,44 @@ pub enum TokenProblem {
     Missing,
     Unknown,
     Expired,
+    /// A live token issued for another API.
+    WrongAudience,
 }
 
 impl TokenProblem {
     pub fn message(self) -> &'static str {
         match self {
             TokenProblem::Missing => "Access token is empty.",
-            TokenProblem::Unknown => "Access token validation failure. Invalid audience.",
+            TokenProblem::Unknown | TokenProblem::WrongAudience => {
+                "Access token validation failure. Invalid audience."
+            }
             TokenProblem::Expired => "Lifetime validation failed, the token is expired.",
         }
     }
 }
 
 #[derive(Debug)]
+struct Issued {
+    expiry: Instant,
+    grant: Grant,
+}
+
+/// One issuance, for `GET /_sim/identity/grants` (the token itself is not kept there).
+#[derive(Clone, Debug, Serialize)]
+pub struct GrantRecord {
+    #[serde(flatten)]
+    pub grant: Grant,
+    /// Seconds since the epoch.
+    pub issued_at: u64,
+}
+
+#[derive(Debug)]
 pub struct Tokens {
     ttl: Duration,
-    issued: Mutex<HashMap<String, Instant>>,
+    issued: Mutex<HashMap<String, Issued>>,
     /// Every token ever issued, for `GET /_sim/tokens` (tests check none leaks into logs).
     history: Mutex<Vec<String>>,
+    grants: Mutex<Vec<GrantRecord>>,
 }
 
 /// `GET /_sim/tokens` keeps at most this many tokens.
@@ -63,6 +121,7 @@ impl Tokens {
             ttl,
             issued: Mutex::new(HashMap::new()),
             history: Mutex::new(Vec::new()),
+            grants: Mutex::new(Vec::new()),
         }
     }
 
@@ -70,7 +129,7 @@ impl Tokens {
         self.ttl
     }
 
-    pub fn issue(&self, now: Instant) -> String {
+    pub fn issue(&self, now: Instant, grant: Grant) -> String {
         let token: String = rand::rng()
             .sample_iter(Alphanumeric)
             .take(96)
@@ -78,18 +137,34 @@ impl Tokens {
             .collect();
         let mut issued = lock(&self.issued);
         // Forget dead tokens so a long run with many renewals stays small.
-        issued.retain(|_, expiry| *expiry > now);
+        issued.retain(|_, token| token.expiry > now);
         // An absurd --token-ttl must not overflow the clock: cap it at a century.
         let expiry = now
             .checked_add(self.ttl)
             .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400));
-        issued.insert(token.clone(), expiry);
+        let record = GrantRecord {
+            grant: grant.clone(),
+            issued_at: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        issued.insert(token.clone(), Issued { expiry, grant });
         drop(issued);
         let mut history = lock(&self.history);
         if history.len() < HISTORY_LIMIT {
             history.push(token.clone());
         }
+        drop(history);
+        let mut grants = lock(&self.grants);
+        if grants.len() < HISTORY_LIMIT {
+            grants.push(record);
+        }
         token
+    }
+
+    /// Every issuance so far, oldest first (no token text).
+    pub fn grants(&self) -> Vec<GrantRecord> {
+        lock(&self.grants).clone()
     }
 
     /// Every token issued so far (expired ones included), oldest first.
@@ -97,12 +172,23 @@ impl Tokens {
         lock(&self.history).clone()
     }
 
-    /// Checks an `Authorization` header value.
+    /// Checks an `Authorization` header value for a Graph request.
     pub fn check(
         &self,
         authorization: Option<&HeaderValue>,
         now: Instant,
     ) -> Result<(), TokenProblem> {
+        self.check_for(authorization, now, Api::Graph).map(|_| ())
+    }
+
+    /// Checks an `Authorization` header value for a request to `api`; returns what the token
+    /// stands for.
+    pub fn check_for(
+        &self,
+        authorization: Option<&HeaderValue>,
+        now: Instant,
+        api: Api,
+    ) -> Result<Grant, TokenProblem> {
         let token = authorization
             .and_then(|v| v.to_str().ok())
             .and_then(|v| {
@@ -113,8 +199,9 @@ impl Tokens {
             .ok_or(TokenProblem::Missing)?;
         match lock(&self.issued).get(token) {
             None => Err(TokenProblem::Unknown),
-            Some(expiry) if *expiry <= now => Err(TokenProblem::Expired),
-            Some(_) => Ok(()),
+            Some(issued) if issued.expiry <= now => Err(TokenProblem::Expired),
+            Some(issued) if issued.grant.api != api => Err(TokenProblem::WrongAudience),
+            Some(issued) => Ok(issued.grant.clone()),
         }
     }
 
@@ -132,15 +219,20 @@ pub const WWW_AUTHENTICATE: &str = r#"Bearer realm="", authorization_uri="https:
 
 /// An Entra (AADSTS) error: `{"error","error_description","error_codes",…}`.
 #[derive(Debug)]
-struct AadError {
+pub(crate) struct AadError {
     status: StatusCode,
     error: &'static str,
-    code: u32,
+    pub(crate) code: u32,
     description: String,
 }
 
 impl AadError {
-    fn new(status: StatusCode, error: &'static str, code: u32, description: String) -> Self {
+    pub(crate) fn new(
+        status: StatusCode,
+        error: &'static str,
+        code: u32,
+        description: String,
+    ) -> Self {
         AadError {
             status,
             error,
@@ -149,7 +241,7 @@ impl AadError {
         }
     }
 
-    fn missing(parameter: &str) -> Self {
+    pub(crate) fn missing(parameter: &str) -> Self {
         AadError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -158,7 +250,17 @@ impl AadError {
         )
     }
 
-    fn into_response(self) -> Response {
+    /// 401 `invalid_client`, the answer to most credential problems.
+    pub(crate) fn invalid_client(code: u32, description: String) -> Self {
+        AadError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            code,
+            description,
+        )
+    }
+
+    pub(crate) fn into_response(self) -> Response {
         let trace_id = guid(&mut rand::rng());
         let correlation_id = guid(&mut rand::rng());
         let timestamp = aad_timestamp(SystemTime::now());
@@ -200,17 +302,27 @@ pub fn json_response(status: StatusCode, body: String, request_id: &str) -> Resp
     (status, headers, body).into_response()
 }
 
-/// `POST /{tenant}/oauth2/v2.0/token` with a form body.
+/// `POST /{tenant}/oauth2/v2.0/token` with a form body. `base_url` is where the sim is
+/// reached: a client assertion's `aud` must be this token endpoint's URL.
 pub fn token_endpoint(
     credentials: &Credentials,
+    identity: &IdentityConfig,
     tokens: &Tokens,
+    base_url: &str,
     tenant: &str,
     body: &[u8],
     now: Instant,
 ) -> Response {
-    match grant(credentials, tenant, body) {
-        Ok(()) => {
-            let token = tokens.issue(now);
+    let request = TokenRequest {
+        credentials,
+        identity,
+        base_url,
+        tenant,
+        now: unix_now(),
+    };
+    match request.grant(body) {
+        Ok(grant) => {
+            let token = tokens.issue(now, grant);
             let secs = i64::try_from(tokens.ttl().as_secs()).unwrap_or(i64::MAX);
             let body = ObjectWriter::new()
                 .str("token_type", "Bearer")
@@ -224,83 +336,114 @@ pub fn token_endpoint(
     }
 }
 
-/// Validates a client-credentials request the way Entra does, in Entra's order.
-fn grant(credentials: &Credentials, tenant: &str, body: &[u8]) -> Result<(), AadError> {
-    if !tenant.eq_ignore_ascii_case(&credentials.tenant) {
-        return Err(AadError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            90_002,
-            format!(
-                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
-            ),
-        ));
-    }
-    let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
-    let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
+/// Seconds since the epoch, the clock JWT claims use.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
 
-    let grant_type = field("grant_type").ok_or_else(|| AadError::missing("grant_type"))?;
-    if grant_type != "client_credentials" {
-        return Err(AadError::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            70_003,
-            format!("The app requested an unsupported grant type '{grant_type}'."),
-        ));
-    }
-    let client_id = field("client_id").ok_or_else(|| AadError::missing("client_id"))?;
-    let scope = field("scope").ok_or_else(|| AadError::missing("scope"))?;
-    if scope != GRAPH_SCOPE {
-        return Err(if scope.ends_with("/.default") {
-            AadError::new(
+struct TokenRequest<'a> {
+    credentials: &'a Credentials,
+    identity: &'a IdentityConfig,
+    base_url: &'a str,
+    tenant: &'a str,
+    now: i64,
+}
+
+impl TokenRequest<'_> {
+    /// Validates a client-credentials request the way Entra does, in Entra's order.
+    fn grant(&self, body: &[u8]) -> Result<Grant, AadError> {
+        let (credentials, tenant) = (self.credentials, self.tenant);
+        if !tenant.eq_ignore_ascii_case(&credentials.tenant) {
+            return Err(AadError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                90_002,
+                format!(
+                    "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+                ),
+            ));
+        }
+        let form: HashMap<String, String> =
+            url::form_urlencoded::parse(body).into_owned().collect();
+        let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
+
+        let grant_type = field("grant_type").ok_or_else(|| AadError::missing("grant_type"))?;
+        if grant_type != "client_credentials" {
+            return Err(AadError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                70_003,
+                format!("The app requested an unsupported grant type '{grant_type}'."),
+            ));
+        }
+        let client_id = field("client_id").ok_or_else(|| AadError::missing("client_id"))?;
+        let scope = field("scope").ok_or_else(|| AadError::missing("scope"))?;
+        let (api, audience) = parse_scope(scope).map_err(|problem| match problem {
+            ScopeProblem::UnknownResource(resource) => AadError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_resource",
                 500_011,
                 format!(
-                    "The resource principal named {} was not found in the tenant named {tenant}.",
-                    scope.trim_end_matches("/.default")
+                    "The resource principal named {resource} was not found in the tenant named {tenant}."
                 ),
-            )
-        } else {
-            AadError::new(
+            ),
+            ScopeProblem::NotDefault => AadError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_scope",
                 1_002_012,
                 format!(
                     "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
                 ),
-            )
-        });
-    }
-    if client_id != credentials.client_id {
-        return Err(AadError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            700_016,
-            format!(
-                "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."
             ),
-        ));
+        })?;
+        if client_id != credentials.client_id {
+            return Err(AadError::invalid_client(
+                700_016,
+                format!(
+                    "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."
+                ),
+            ));
+        }
+        let credential = match (field("client_assertion"), field("client_secret")) {
+            (Some(jwt), _) => assertion::authenticate(
+                field("client_assertion_type"),
+                jwt,
+                &AssertionContext {
+                    identity: self.identity,
+                    client_id,
+                    tenant,
+                    base_url: self.base_url,
+                    now: self.now,
+                },
+            )?,
+            (None, Some(secret)) => {
+                if secret != credentials.client_secret {
+                    return Err(AadError::invalid_client(
+                        7_000_215,
+                        format!(
+                            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                        ),
+                    ));
+                }
+                CredentialKind::ClientSecret
+            }
+            (None, None) => {
+                return Err(AadError::invalid_client(
+                    7_000_216,
+                    "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.".into(),
+                ));
+            }
+        };
+        Ok(Grant {
+            api,
+            audience,
+            roles: self.identity.roles.for_api(api),
+            client_id: client_id.to_owned(),
+            credential,
+        })
     }
-    let Some(secret) = field("client_secret") else {
-        return Err(AadError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            7_000_216,
-            "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.".into(),
-        ));
-    };
-    if secret != credentials.client_secret {
-        return Err(AadError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            7_000_215,
-            format!(
-                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
-            ),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -317,9 +460,25 @@ mod tests {
     }
 
     fn code_of(tenant: &str, body: &str) -> Option<u32> {
-        grant(&creds(), tenant, body.as_bytes())
-            .err()
-            .map(|e| e.code)
+        let identity = IdentityConfig::default();
+        let request = TokenRequest {
+            credentials: &creds(),
+            identity: &identity,
+            base_url: "http://127.0.0.1:1",
+            tenant,
+            now: unix_now(),
+        };
+        request.grant(body.as_bytes()).err().map(|e| e.code)
+    }
+
+    fn grant_for(api: Api) -> Grant {
+        Grant {
+            api,
+            audience: api.identifiers()[0].into(),
+            roles: Vec::new(),
+            client_id: "c".into(),
+            credential: CredentialKind::ClientSecret,
+        }
     }
 
     const GOOD: &str = "client_id=c&client_secret=s&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default&grant_type=client_credentials";
@@ -360,7 +519,7 @@ mod tests {
     fn tokens_expire_server_side() {
         let tokens = Tokens::new(Duration::from_secs(10));
         let t0 = Instant::now();
-        let token = tokens.issue(t0);
+        let token = tokens.issue(t0, grant_for(Api::Graph));
         let header = HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
         assert_eq!(tokens.check(Some(&header), t0), Ok(()));
         assert_eq!(
@@ -373,5 +532,22 @@ mod tests {
         assert_eq!(tokens.expire_all(), 1);
         assert_eq!(tokens.history(), std::slice::from_ref(&token));
         assert_eq!(tokens.check(Some(&header), t0), Err(TokenProblem::Unknown));
+    }
+
+    #[test]
+    fn each_api_takes_only_its_own_tokens() {
+        let tokens = Tokens::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        let management = tokens.issue(t0, grant_for(Api::Management));
+        let header = HeaderValue::from_str(&format!("Bearer {management}")).expect("header");
+        assert_eq!(
+            tokens.check(Some(&header), t0),
+            Err(TokenProblem::WrongAudience)
+        );
+        let grant = tokens
+            .check_for(Some(&header), t0, Api::Management)
+            .expect("management token");
+        assert_eq!(grant.api, Api::Management);
+        assert_eq!(tokens.grants().len(), 1);
     }
 }

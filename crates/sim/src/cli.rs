@@ -1,4 +1,4 @@
-//! Command line: `ctiport-sim serve` and `ctiport-sim generate`.
+//! Command line: `ctiport-sim serve`, `ctiport-sim generate` and `ctiport-sim gen-cert`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -12,7 +12,9 @@ use crate::app::{Mode, ServeConfig};
 use crate::auth::Credentials;
 use crate::faults::{FaultKind, FaultPlan, Latency, parse_fault_list, parse_probability};
 use crate::generate::{self, Spec};
+use crate::identity::gencert::{self, CertSpec};
 use crate::listing::{Drift, ListingPlan};
+use crate::microsoft::args::MicrosoftArgs;
 use crate::server;
 use crate::throttle::{RetryAfterFormat, StormPlan};
 use crate::token_faults::{TokenFaultKind, TokenFaultPlan, parse_token_fault_list};
@@ -38,6 +40,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Write a synthetic dump directory.
     Generate(GenerateArgs),
+    /// Write a fresh self-signed test certificate: key.pem, cert.pem, combined.pem, cert.pfx.
+    GenCert(GenCertArgs),
 }
 
 /// A `--faults` list, kept as one value.
@@ -223,6 +227,36 @@ pub struct ServeArgs {
     /// Most entries GET /_sim/requests keeps (the oldest are dropped first).
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub request_log_cap: usize,
+
+    #[command(flatten)]
+    pub microsoft: MicrosoftArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GenCertArgs {
+    /// Output directory (created).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Common name of the certificate's subject.
+    #[arg(long, value_name = "CN", default_value = "ctiport-sim test client")]
+    pub common_name: String,
+    /// Days of validity from now.
+    #[arg(long, value_name = "N", default_value_t = 365)]
+    pub days: u32,
+    /// Write a certificate that expired yesterday (to test Entra's "key used is expired").
+    #[arg(long)]
+    pub expired: bool,
+    /// Password of cert.pfx.
+    #[arg(
+        long,
+        env = "CTIPORT_SIM_PFX_PASSWORD",
+        default_value = "ctiport-sim",
+        hide_env_values = true
+    )]
+    pub pfx_password: String,
+    /// Replace files already in --out.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -301,6 +335,7 @@ impl ServeArgs {
             seed: self.seed,
             early_tolerance: Duration::from_millis(self.early_tolerance_ms),
             request_log_cap: self.request_log_cap,
+            microsoft: self.microsoft.config(),
         }
     }
 
@@ -322,6 +357,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Generate(args) => generate(&args),
+        Command::GenCert(args) => gen_cert(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -353,6 +389,22 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     };
     let summary = generate::generate_to_dir(spec, &args.out, args.force)?;
     let line = serde_json::to_string(&summary)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn gen_cert(args: &GenCertArgs) -> anyhow::Result<()> {
+    let spec = CertSpec {
+        common_name: args.common_name.clone(),
+        days: args.days,
+        expired: args.expired,
+        pfx_password: args.pfx_password.clone(),
+    };
+    let written =
+        gencert::write_to_dir(&spec, &args.out, args.force).map_err(anyhow::Error::msg)?;
+    let line = serde_json::to_string(&written)?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}")?;
     stdout.flush()?;

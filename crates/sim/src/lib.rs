@@ -1,5 +1,7 @@
 //! `ctiport-sim`: a local stand-in for the Microsoft Graph Threat Intelligence API, and a
-//! generator of synthetic MDTI dumps. See docs/sim.md.
+//! generator of synthetic MDTI dumps. See docs/sim.md. Beside it, stand-ins for the Microsoft
+//! services ctiport pushes to and signs in with (Sentinel, Defender, Entra, managed identity):
+//! docs/standins.md.
 
 // Tests may unwrap (a panic there is a failing test) and spell out their fixtures' types.
 #![cfg_attr(
@@ -12,17 +14,21 @@ pub mod auth;
 pub mod cli;
 pub mod conn;
 pub mod data;
+pub mod defender;
 pub mod faults;
 pub mod generate;
 pub mod graph;
+pub mod identity;
 pub mod json;
 pub mod listing;
+pub mod microsoft;
 pub mod odata;
 pub mod reqlog;
 pub mod resources;
 pub mod respond;
 pub mod rng;
 pub mod routes;
+pub mod sentinel;
 pub mod server;
 pub mod stats;
 pub mod target;

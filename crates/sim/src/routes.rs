@@ -30,6 +30,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/_sim/tokens", get(issued_tokens))
         .route("/v1.0/security/threatIntelligence/{*rest}", any(graph))
         .route("/beta/security/threatIntelligence/{*rest}", any(graph))
+        .merge(crate::microsoft::router())
         .fallback(fallback)
         .with_state(app)
 }
@@ -59,7 +60,9 @@ async fn token(
         Some(kind) => kind.response(),
         None => auth::token_endpoint(
             &app.config.credentials,
+            &app.config.microsoft.identity,
             &app.tokens,
+            &app.base_url,
             &tenant,
             &body,
             arrival,

@@ -21,13 +21,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use crate::app::App;
 use crate::auth::unix_now;
 use crate::defender::{self, Call, Defender, DefenderConfig};
 use crate::identity::IdentityConfig;
 use crate::identity::federation::MintRequest;
 use crate::identity::managed::{self, Form};
 use crate::sentinel::{self, Sentinel, SentinelConfig};
-use crate::app::App;
 use faults::Faults;
 
 /// Configuration of the Microsoft stand-ins (`ServeConfig::microsoft`).

@@ -13,7 +13,6 @@ mod pipeline;
 mod progress;
 mod sink_options;
 mod sinks;
-mod state;
 mod summary;
 mod validate;
 
@@ -226,7 +225,7 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
     let sinks = pipeline::open_sinks(&sink_settings)?;
     let state = args.state.clone().map(|path| pipeline::StateOptions {
         path,
-        coverage: state::Coverage {
+        coverage: ctiport_state::Coverage {
             indicators_filtered: filter.filters_indicators()
                 || args.filters.min_reputation.is_some(),
             profiles_selected: args.filters.kind.is_some() || !args.filters.profiles.is_empty(),

@@ -54,7 +54,7 @@ pub struct SinkSummary {
     pub error: Option<String>,
     /// With `--state`: the objects sent (new, changed, revoked) and those the sink already held.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub delta: Option<crate::state::delivery::DeltaCounts>,
+    pub delta: Option<ctiport_state::delivery::DeltaCounts>,
     /// With `--state`: whether the store recorded that the sink holds this run's state (a
     /// failed sink, or one that missed versions this run did not list, gets them next time).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,7 +68,7 @@ pub struct StateSummary {
     pub run: u32,
     /// Object versions: new to the store, changed, unchanged, revoked in this run.
     #[serde(flatten)]
-    pub versions: crate::state::VersionCounts,
+    pub versions: ctiport_state::VersionCounts,
     /// Why revocation was held back (a filter, a rejected record, a failed source), if it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revocation_held: Option<String>,

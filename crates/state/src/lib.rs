@@ -5,6 +5,12 @@
 //! a sink's acknowledgement only after the sink committed. A run killed at any point leaves
 //! versions without acknowledgements, which the next run sends again, unchanged.
 
+// Tests may unwrap (a panic there is a failing test) and spell out their fixtures' types.
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)
+)]
+
 pub mod delivery;
 pub mod restamp;
 pub mod store;

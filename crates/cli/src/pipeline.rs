@@ -23,9 +23,9 @@ use tokio::sync::mpsc;
 
 use crate::progress::Progress;
 use crate::sinks::SinkSpec;
+use crate::summary::{SinkStatus, SinkSummary, StateSummary, Summary};
 use ctiport_state::delivery::{DeltaCounts, Position, Selector};
 use ctiport_state::{self as state, Coverage, Store, Versioner, crash_point};
-use crate::summary::{SinkStatus, SinkSummary, StateSummary, Summary};
 
 const RECORD_CHANNEL: usize = 1024;
 const SINK_CHANNEL: usize = 256;

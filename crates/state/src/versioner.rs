@@ -13,8 +13,7 @@ use std::sync::Arc;
 use ctiport_model::record::{
     Emitted, Mapped, Membership, ObservableType, RecordKind, Revocation, Version,
 };
-use ctiport_model::stix::EncodedObject;
-use ctiport_transform::validate::{self, is_sco_type};
+use ctiport_model::stix::{self, EncodedObject, is_sco_type};
 use sha2::{Digest as _, Sha256};
 
 use super::restamp::{self, Stamp};
@@ -513,7 +512,7 @@ impl Versioner {
 /// The ids a stored object refers to, which a chunked writer needs to place it.
 fn references(json: &str) -> Vec<String> {
     match serde_json::from_str(json) {
-        Ok(serde_json::Value::Object(properties)) => validate::references(&properties)
+        Ok(serde_json::Value::Object(properties)) => stix::references(&properties)
             .into_iter()
             .map(|(_, target)| target.to_owned())
             .collect(),

@@ -8,6 +8,8 @@ use std::hash::{Hash, Hasher};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use ctiport_model::stix::{is_sco_type, references};
+
 use crate::ids::sco_id;
 use crate::pattern::check_pattern;
 
@@ -29,54 +31,6 @@ const SCO_ID_PROPERTIES: [(&str, &[&str]); 7] = [
     ("x509-certificate", &["hashes", "serial_number"]),
     ("autonomous-system", &["number"]),
 ];
-
-const SCO_TYPES: [&str; 18] = [
-    "artifact",
-    "autonomous-system",
-    "directory",
-    "domain-name",
-    "email-addr",
-    "email-message",
-    "file",
-    "ipv4-addr",
-    "ipv6-addr",
-    "mac-addr",
-    "mutex",
-    "network-traffic",
-    "process",
-    "software",
-    "url",
-    "user-account",
-    "windows-registry-key",
-    "x509-certificate",
-];
-
-/// Whether `object_type` is a STIX Cyber-observable: those have no versions (no `created`,
-/// `modified` or `revoked`), since an SCO id names one value for ever.
-pub fn is_sco_type(object_type: &str) -> bool {
-    SCO_TYPES.contains(&object_type)
-}
-
-/// The ids an object refers to, with the property naming each (`created_by_ref`,
-/// `object_marking_refs`, `source_ref`, …): every `*_ref` string and `*_refs` list item.
-pub fn references(map: &Map<String, Value>) -> Vec<(&str, &str)> {
-    let mut found = Vec::new();
-    for (key, value) in map {
-        if key.ends_with("_ref") || key.ends_with("_refs") {
-            match value {
-                Value::String(target) => found.push((key.as_str(), target.as_str())),
-                Value::Array(items) => found.extend(
-                    items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(|target| (key.as_str(), target)),
-                ),
-                _ => {}
-            }
-        }
-    }
-    found
-}
 
 /// What the object checks need to know about the whole bundle: which ids it holds, and which
 /// versions appear more than once. Built in a first pass so that a bundle can be checked while

@@ -18,4 +18,4 @@ pub mod records;
 pub mod source;
 
 pub use dump::{DumpSource, SourceError};
-pub use source::{Captured, RunError, Source};
+pub use source::{Captured, RunError, Source, SourceReport};

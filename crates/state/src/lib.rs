@@ -1,9 +1,22 @@
 //! `--state <file>`: the store that makes a scheduled run incremental (docs/state.md).
 //!
-//! The mapping thread versions every object against the store ([`versioner`]); each sink's
-//! driver hands its sink only what that sink has not acknowledged ([`delivery`]); the run records
-//! a sink's acknowledgement only after the sink committed. A run killed at any point leaves
-//! versions without acknowledgements, which the next run sends again, unchanged.
+//! A run goes through the store in this order:
+//!
+//! 1. [`Store::open`] the file and [`Store::begin_run`], which gives the run's [`Versioner`].
+//! 2. Before anything is sent: [`Versioner::version_preamble`], and for each sink its
+//!    [`Versioner::position`]: the last run it acknowledged.
+//! 3. In the mapping thread, record by record: [`Versioner::version`] gives every object its
+//!    version; [`Versioner::rejected`] notes what could not be mapped (it may hold back
+//!    revocations).
+//! 4. After the source: [`Versioner::finish_listing`] revokes what a complete listing no longer
+//!    holds, and [`Versioner::revocations_after`] streams the revocations the lagging sinks miss.
+//! 5. Each sink's driver hands its sink only what it still needs: a [`Selector`] turns every
+//!    record into that sink's [`View`].
+//! 6. After the sinks committed: [`Versioner::may_lack_versions`], then
+//!    [`Versioner::acknowledge`] each sink that holds the run, and [`Versioner::finish_run`].
+//!
+//! A run killed at any point leaves versions without acknowledgements, which the next run sends
+//! again, unchanged. [`crash_point`] lets the end-to-end tests kill a run at chosen points.
 
 // Tests may unwrap (a panic there is a failing test) and spell out their fixtures' types.
 #![cfg_attr(
@@ -11,31 +24,15 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)
 )]
 
-pub mod delivery;
-pub mod restamp;
-pub mod store;
-pub mod versioner;
+mod crash;
+mod delivery;
+mod error;
+mod restamp;
+mod store;
+mod versioner;
 
+pub use crash::{CrashPoint, MAPPING_CRASH_PROFILES, crash_point};
+pub use delivery::{DeltaCounts, Position, Selector, View};
+pub use error::StateError;
 pub use store::Store;
-pub use versioner::{Coverage, VersionCounts, Versioner};
-
-/// Test hook: `CTIPORT_TEST_CRASH_AT=<point>` kills the process with SIGKILL when the run reaches
-/// `<point>`, so that the end-to-end tests can check what a `kill -9` at that moment leaves.
-/// Points: `mapping` (versions committed for part of the source), `sinks-written` (every sink
-/// has its data, none has committed), `before-ack` (sinks committed, no acknowledgement stored).
-pub fn crash_point(point: &str) {
-    if crash_requested(point) {
-        tracing::warn!("CTIPORT_TEST_CRASH_AT={point}: killing the process");
-        // kill(1), not an exit: no destructor, flush or commit runs, as with a real kill -9.
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &std::process::id().to_string()])
-            .status();
-        std::process::abort();
-    }
-}
-
-pub fn crash_requested(point: &str) -> bool {
-    static TARGET: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let target = TARGET.get_or_init(|| std::env::var("CTIPORT_TEST_CRASH_AT").ok());
-    target.as_deref() == Some(point)
-}
+pub use versioner::{Coverage, Held, VersionCounts, Versioner};

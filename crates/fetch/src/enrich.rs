@@ -4,12 +4,11 @@
 //! `reputation/` folders, so that a dump replays a live run's enrichment exactly.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ctiport_model::graph::{Artifact, ProfileIndicator, odata_type_name};
+use ctiport_model::graph::{Artifact, ProfileIndicator, host_key, odata_type_name};
 use ctiport_model::host::{HostFacts, Reputation};
 use ctiport_model::pct::pct;
 use ctiport_model::record::SourceRecord;
@@ -71,27 +70,8 @@ fn host_slot<'a>(
     else {
         return None;
     };
-    let key = indicator.artifact.as_ref().and_then(artifact_key)?;
+    let key = indicator.artifact.as_ref().and_then(Artifact::host_key)?;
     gate_wants(gate, indicator).then_some((key, host))
-}
-
-/// The host an artifact names, normalized so that `EVIL.example.com.` and `evil.example.com`
-/// share one lookup; `None` for artifacts that are not a single host (ranges, hashes, …).
-pub fn host_key(type_name: &str, id: &str) -> Option<String> {
-    let id = id.trim();
-    match type_name {
-        "hostname" | "ipaddress" | "host" if !id.is_empty() && !id.contains('/') => {
-            Some(match id.parse::<IpAddr>() {
-                Ok(address) => address.to_string(),
-                Err(_) => id.trim_end_matches('.').to_lowercase(),
-            })
-        }
-        _ => None,
-    }
-}
-
-fn artifact_key(artifact: &Artifact) -> Option<String> {
-    host_key(&artifact.type_name, artifact.id.as_deref()?)
 }
 
 /// The host key of a raw Graph indicator, before it is parsed.
@@ -369,17 +349,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn host_keys_are_normalized_and_only_for_hosts() {
-        assert_eq!(
-            host_key("hostname", "EVIL.Example.com."),
-            Some("evil.example.com".into())
-        );
-        assert_eq!(
-            host_key("ipaddress", "2001:DB8::1"),
-            Some("2001:db8::1".into())
-        );
-        assert_eq!(host_key("ipaddress", "203.0.113.0/24"), None);
-        assert_eq!(host_key("sslcertificate", "abc"), None);
+    fn the_host_key_of_a_raw_indicator_is_its_artifact_s() {
         assert_eq!(
             raw_host_key(
                 &json!({"artifact": {"@odata.type": "#microsoft.graph.security.hostName", "id": "A.example"}})

@@ -22,7 +22,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use ctiport_model::graph::{IndicatorSource, ProfileIndicator, odata_type_name};
+use ctiport_model::graph::{Artifact, IndicatorSource, ProfileIndicator, odata_type_name};
 use ctiport_model::host::HostFacts;
 use ctiport_model::record::{ObservableType, RecordKind, SourceRecord};
 use ctiport_model::selection::{FilterKind, Filtered, ProfileSelection};
@@ -179,17 +179,13 @@ pub fn latest_sighting(indicator: &ProfileIndicator) -> Option<Timestamp> {
 }
 
 /// Whether enrichment looks this indicator's host up: a hostname, ipAddress or host artifact that
-/// names one host (not a range). Mirrors `ctiport_fetch::enrich::host_key`.
+/// names one host (not a range).
 fn is_enrichable_host(indicator: &ProfileIndicator) -> bool {
-    indicator.artifact.as_ref().is_some_and(|artifact| {
-        matches!(
-            artifact.type_name.as_str(),
-            "hostname" | "ipaddress" | "host"
-        ) && artifact
-            .id
-            .as_deref()
-            .is_some_and(|id| !id.trim().is_empty() && !id.contains('/'))
-    })
+    indicator
+        .artifact
+        .as_ref()
+        .and_then(Artifact::host_key)
+        .is_some()
 }
 
 /// The export filters, with the little state they need: the profiles left out (so that their
@@ -325,7 +321,7 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ctiport_model::graph::{Artifact, IntelProfile, ProfileKind};
+    use ctiport_model::graph::{IntelProfile, ProfileKind};
     use ctiport_model::host::Reputation;
     use proptest::prelude::*;
     use serde_json::json;

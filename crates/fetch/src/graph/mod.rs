@@ -1,8 +1,10 @@
 //! `--from graph`: the live Microsoft Graph Threat Intelligence API.
 
 pub mod auth;
+pub mod capture;
 pub mod client;
 pub mod config;
+pub mod enricher;
 pub mod error;
 pub mod throttle;
 pub mod walk;

@@ -1,7 +1,7 @@
 //! `ctiport export` filter options → the profile selection the sources apply and the
 //! [`Filter`] the mapping thread applies. Mistakes here are usage errors (exit 2).
 
-use ctiport_fetch::enrich::EnrichOptions;
+use ctiport_fetch::EnrichOptions;
 use ctiport_model::graph::{IndicatorSource, ProfileKind};
 use ctiport_model::selection::ProfileSelection;
 use ctiport_transform::filter::{ArtifactTypeName, parse_since};

@@ -24,9 +24,8 @@ use anyhow::{Context as _, Result};
 use clap::{CommandFactory as _, FromArgMatches as _};
 use std::sync::Arc;
 
-use ctiport_fetch::enrich::{EnrichGate, EnrichOptions};
-use ctiport_fetch::graph::{Credentials, GraphConfig, Secret};
-use ctiport_fetch::{DumpSource, Source};
+use ctiport_fetch::{Credentials, DumpSource, EnrichGate, EnrichOptions, GraphConfig, Source};
+use ctiport_model::net::Secret;
 use ctiport_transform::{ActorAs, Mapper, MappingOptions, Mappings};
 use tracing_subscriber::EnvFilter;
 

@@ -10,12 +10,15 @@
 )]
 
 pub mod collection;
-pub mod dump;
-pub mod dump_writer;
-pub mod enrich;
+mod dump;
+mod dump_writer;
+mod enrich;
 pub mod graph;
-pub mod records;
-pub mod source;
+mod records;
+mod source;
 
 pub use dump::{DumpSource, SourceError};
+pub use enrich::{EnrichGate, EnrichOptions};
+pub use graph::config::{DEFAULT_AUTHORITY_URL, DEFAULT_GRAPH_URL};
+pub use graph::{Credentials, GraphConfig, GraphError};
 pub use source::{Captured, RunError, Source, SourceReport};

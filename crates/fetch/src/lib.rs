@@ -9,7 +9,7 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)
 )]
 
-pub mod collection;
+mod collection;
 mod dump;
 mod dump_writer;
 mod enrich;

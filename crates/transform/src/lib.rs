@@ -7,6 +7,7 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)
 )]
 
+mod bundle_reader;
 pub mod context;
 pub mod filter;
 pub mod ids;

@@ -4,8 +4,7 @@
 use ctiport_fetch::EnrichOptions;
 use ctiport_model::graph::{IndicatorSource, ProfileKind};
 use ctiport_model::selection::ProfileSelection;
-use ctiport_transform::filter::{ArtifactTypeName, parse_since};
-use ctiport_transform::{Filter, FilterOptions, Mappings};
+use ctiport_transform::{ArtifactTypeName, Filter, FilterOptions, Mappings, parse_since};
 
 use crate::args::{FilterArgs, KindArg, SourceArg};
 

@@ -3,8 +3,7 @@
 use std::collections::BTreeMap;
 
 use ctiport_fetch::Captured;
-use ctiport_model::record::Rejection;
-use ctiport_model::selection::Filtered;
+use ctiport_model::record::{Filtered, Rejection};
 use ctiport_sink::{SinkError, SinkReport};
 use ctiport_state::{DeltaCounts, VersionCounts};
 use serde::Serialize;

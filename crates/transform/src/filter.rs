@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use ctiport_model::graph::{Artifact, IndicatorSource, ProfileIndicator, odata_type_name};
 use ctiport_model::host::HostFacts;
-use ctiport_model::record::{ObservableType, RecordKind, SourceRecord};
-use ctiport_model::selection::{FilterKind, Filtered, ProfileSelection};
+use ctiport_model::record::{FilterKind, Filtered, ObservableType, RecordKind, SourceRecord};
+use ctiport_model::selection::ProfileSelection;
 use ctiport_model::timestamp::Timestamp;
 
 use crate::mappings::Mappings;

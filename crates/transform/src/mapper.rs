@@ -12,9 +12,9 @@ use ctiport_model::host::HostFacts;
 
 use ctiport_model::graph::{IntelProfile, ProfileIndicator};
 use ctiport_model::record::{
-    Emitted, Mapped, MappedIndicator, MappedProfile, RecordKind, Rejection, SourceRecord, Version,
+    Emitted, Filtered, Mapped, MappedIndicator, MappedProfile, RecordKind, Rejection, SourceRecord,
+    Version,
 };
-use ctiport_model::selection::Filtered;
 use ctiport_model::stix::{EncodedObject, StixObject};
 use ctiport_model::timestamp::Timestamp;
 

@@ -17,47 +17,35 @@ pub(crate) fn read_bundle<R: Read>(
     on_object: &mut dyn FnMut(Value),
 ) -> Result<Map<String, Value>, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
-    let mut scalars = Map::new();
-    BundleSeed {
-        on_object,
-        scalars: &mut scalars,
-    }
-    .deserialize(&mut deserializer)?;
+    let scalars = de::Deserializer::deserialize_map(&mut deserializer, Envelope { on_object })?;
     deserializer.end()?;
     Ok(scalars)
 }
 
-struct BundleSeed<'a> {
+/// The bundle's top level: `objects` is handed on, the scalar members are kept.
+struct Envelope<'a> {
     on_object: &'a mut dyn FnMut(Value),
-    scalars: &'a mut Map<String, Value>,
 }
 
-impl<'de> DeserializeSeed<'de> for BundleSeed<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for BundleSeed<'_> {
-    type Value = ();
+impl<'de> Visitor<'de> for Envelope<'_> {
+    type Value = Map<String, Value>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object with an array member \"objects\"")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut scalars = Map::new();
         let mut saw_objects = false;
         while let Some(key) = map.next_key::<String>()? {
             if key == "objects" && !saw_objects {
                 saw_objects = true;
-                map.next_value_seed(ObjectsSeed(&mut *self.on_object))?;
+                map.next_value_seed(Objects(&mut *self.on_object))?;
             } else if let ScalarOrSkipped::Scalar(value) = map.next_value()? {
-                self.scalars.insert(key, value);
+                scalars.insert(key, value);
             }
         }
-        Ok(())
+        Ok(scalars)
     }
 }
 
@@ -107,9 +95,9 @@ impl<'de> Deserialize<'de> for ScalarOrSkipped {
 }
 
 /// The `objects` member, handed on one object at a time.
-struct ObjectsSeed<'a>(&'a mut dyn FnMut(Value));
+struct Objects<'a>(&'a mut dyn FnMut(Value));
 
-impl<'de> DeserializeSeed<'de> for ObjectsSeed<'_> {
+impl<'de> DeserializeSeed<'de> for Objects<'_> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -117,7 +105,7 @@ impl<'de> DeserializeSeed<'de> for ObjectsSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for ObjectsSeed<'_> {
+impl<'de> Visitor<'de> for Objects<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {

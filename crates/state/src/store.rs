@@ -487,26 +487,12 @@ impl Store {
                 .insert(row)?
                 .ok_or_else(|| format!("{} is stored already", row.id));
         };
-        self.write_started()?;
-        let mut statement = self
-            .conn
-            .prepare_cached(
-                "UPDATE objects SET hash = ?2, revoked = ?3, version_run = ?4,
-                 origin_run = ?5, owner = ?6, restamped = ?7 WHERE object = ?1",
-            )
-            .map_err(sql_error)?;
-        statement
-            .execute(params![
-                key,
-                row.hash,
-                row.revoked,
-                row.version_run,
-                row.origin_run,
-                row.owner,
-                row.restamped
-            ])
-            .map_err(sql_error)?;
-        drop(statement);
+        self.write_row(
+            "UPDATE objects SET hash = ?2, revoked = ?3, version_run = ?4,
+             origin_run = ?5, owner = ?6, restamped = ?7 WHERE object = ?1",
+            key,
+            row,
+        )?;
         if let Some(json) = row.json {
             self.put_json(key, json)?;
         }
@@ -516,26 +502,12 @@ impl Store {
     /// Stores the first version of an object unless the store has it; returns its key when it
     /// was stored. One probe of the index on `id` where a lookup and an insert take two.
     pub(crate) fn insert(&mut self, row: &Row<'_>) -> Result<Option<Key>, String> {
-        self.write_started()?;
-        let mut statement = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO objects (id, hash, revoked, version_run, origin_run, owner, restamped)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO NOTHING",
-            )
-            .map_err(sql_error)?;
-        let inserted = statement
-            .execute(params![
-                row.id,
-                row.hash,
-                row.revoked,
-                row.version_run,
-                row.origin_run,
-                row.owner,
-                row.restamped
-            ])
-            .map_err(sql_error)?;
-        drop(statement);
+        let inserted = self.write_row(
+            "INSERT INTO objects (id, hash, revoked, version_run, origin_run, owner, restamped)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO NOTHING",
+            row.id,
+            row,
+        )?;
         if inserted == 0 {
             return Ok(None);
         }
@@ -551,6 +523,29 @@ impl Store {
                 .map_err(sql_error)?;
         }
         Ok(Some(key))
+    }
+
+    /// Runs `sql` on an `objects` row: `?1` is `first` (its key or its id), `?2` to `?7` the
+    /// row's columns. Returns the number of rows written.
+    fn write_row(
+        &mut self,
+        sql: &'static str,
+        first: impl rusqlite::ToSql,
+        row: &Row<'_>,
+    ) -> Result<usize, String> {
+        self.write_started()?;
+        let mut statement = self.conn.prepare_cached(sql).map_err(sql_error)?;
+        statement
+            .execute(params![
+                first,
+                row.hash,
+                row.revoked,
+                row.version_run,
+                row.origin_run,
+                row.owner,
+                row.restamped
+            ])
+            .map_err(sql_error)
     }
 
     /// Replaces the emitted version of an object the store has.

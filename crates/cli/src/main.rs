@@ -300,13 +300,8 @@ fn report(args: &ExportArgs, mut summary: summary::Summary) -> Result<u8> {
         skipped = summary.skipped,
         filtered = summary.filtered,
         exit_code = code,
-        "export finished: {} profiles, {} indicators, {} objects, {} rejected, {} skipped, {} filtered",
-        summary.profiles,
-        summary.indicators,
-        summary.objects,
-        summary.rejected,
-        summary.skipped,
-        summary.filtered
+        "export finished: {}",
+        summary.counts()
     );
     for sink in &summary.sinks {
         let delta = sink.delta.as_ref().map_or(String::new(), |d| {

@@ -203,6 +203,19 @@ impl Summary {
         }
     }
 
+    /// The record counts, in words, for the progress line and the last log line.
+    pub fn counts(&self) -> String {
+        format!(
+            "{} profiles, {} indicators, {} objects, {} rejected, {} skipped, {} filtered",
+            self.profiles,
+            self.indicators,
+            self.objects,
+            self.rejected,
+            self.skipped,
+            self.filtered
+        )
+    }
+
     /// 1 when the source or a sink failed, 3 when records were rejected, else 0.
     pub fn decide_exit_code(&mut self) -> i32 {
         self.exit_code = if self.source_error.is_some()

@@ -164,21 +164,8 @@ impl Selector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ctiport_model::record::{Revocation, Version};
-    use ctiport_model::stix::EncodedObject;
-
-    fn emitted(id: &str, run: u32, origin: u32, first: bool) -> Emitted {
-        Emitted {
-            object: EncodedObject {
-                id: id.into(),
-                object_type: id.split("--").next().unwrap().into(),
-                json: format!(r#"{{"id":"{id}"}}"#).into(),
-                references: Vec::new().into(),
-            },
-            first,
-            version: Version { run, origin },
-        }
-    }
+    use crate::fixtures::versioned as emitted;
+    use ctiport_model::record::Revocation;
 
     fn revocation(run: u32) -> Arc<Mapped> {
         Arc::new(Mapped::Revoked(Revocation {
@@ -244,5 +231,22 @@ mod tests {
         let record = revocation(0);
         assert!(Arc::ptr_eq(&sink.view(&record).unwrap().0, &record));
         assert_eq!(sink.counts.revoked, 1);
+    }
+
+    #[test]
+    fn a_snapshot_sink_gets_every_record_as_the_mapping_made_it() {
+        let position = Position {
+            stateful: true,
+            acked: Some(3),
+            full: false,
+        };
+        let mut sink = Selector::new(position, true);
+        let record = Arc::new(Mapped::Revoked(Revocation {
+            object: emitted("indicator--a", 2, 1, true),
+            membership: None,
+        }));
+        let view = sink.view(&record).unwrap();
+        assert!(Arc::ptr_eq(&view.0, &record) && view.carries_news());
+        assert_eq!(sink.counts().unchanged, 1);
     }
 }

@@ -27,6 +27,8 @@
 mod crash;
 mod delivery;
 mod error;
+#[cfg(test)]
+mod fixtures;
 mod restamp;
 mod store;
 mod versioner;

@@ -557,22 +557,14 @@ fn references(json: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{self, CREATED, indicator, profile};
     use proptest::prelude::*;
+    use serde_json::json;
 
     const ID: &str = "note--4b6b6a1c-6f0e-5d3c-9a55-3f3c4c9f8f10";
 
     fn note(content: &str, modified: Timestamp) -> EncodedObject {
-        let json = serde_json::json!({
-            "type": "note", "spec_version": "2.1", "id": ID,
-            "created": "2020-01-01T00:00:00.000Z", "modified": modified,
-            "content": content,
-        });
-        EncodedObject {
-            id: ID.into(),
-            object_type: "note".into(),
-            json: json.to_string().into(),
-            references: Vec::new().into(),
-        }
+        fixtures::object(ID, &modified.to_string(), json!({"content": content}))
     }
 
     fn started() -> Timestamp {
@@ -660,5 +652,72 @@ mod tests {
         drop(connection);
         let error = Store::open(&path).err().unwrap().to_string();
         assert!(error.contains("schema 99"), "{error}");
+    }
+
+    /// A profile that stops listing an indicator revokes its `indicates`, and the indicator with
+    /// it when no other profile lists it; a lagging sink gets every revocation, each `indicates`
+    /// with the membership it ended.
+    #[test]
+    fn what_a_listing_dropped_is_revoked_with_its_membership() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let run = |records: Vec<Mapped>| {
+            let mut versioner = Store::open(&path)
+                .unwrap()
+                .begin_run(&started(), Coverage::default())
+                .unwrap();
+            for mut record in records {
+                versioner.version(&mut record).unwrap();
+            }
+            assert_eq!(versioner.finish_listing(true).unwrap(), None);
+            let mut revoked = Vec::new();
+            versioner
+                .revocations_after(1, |record| revoked.push(record))
+                .unwrap();
+            let counts = versioner.counts().clone();
+            versioner.finish_run(&started(), true).unwrap();
+            (counts, revoked)
+        };
+        let (_, revoked) = run(vec![
+            profile("p", "P"),
+            indicator("p", "a.example"),
+            indicator("p", "b.example"),
+            profile("q", "Q"),
+            indicator("q", "a.example"),
+        ]);
+        assert!(revoked.is_empty());
+        let (counts, revoked) = run(vec![
+            profile("p", "P"),
+            indicator("p", "a.example"),
+            profile("q", "Q"),
+        ]);
+        assert_eq!((counts.unchanged, counts.revoked), (4, 3));
+        let revoked: Vec<_> = revoked
+            .iter()
+            .map(|record| {
+                let Mapped::Revoked(revocation) = record else {
+                    panic!("{record:?}")
+                };
+                let json: serde_json::Value =
+                    serde_json::from_str(&revocation.object.object.json).unwrap();
+                assert_eq!(json["revoked"], true);
+                assert_eq!(json["created"], CREATED);
+                assert_eq!(json["modified"], "2020-01-01T00:00:00.001Z");
+                assert_eq!(revocation.object.version, Version { run: 2, origin: 1 });
+                let membership = revocation
+                    .membership
+                    .as_ref()
+                    .map(|m| (m.profile_id.as_str(), m.value.as_str()));
+                (&*revocation.object.object.id, membership)
+            })
+            .collect();
+        assert_eq!(
+            revoked,
+            [
+                ("indicator--b.example", None),
+                ("relationship--a.example-q", Some(("q", "a.example"))),
+                ("relationship--b.example-p", Some(("p", "b.example"))),
+            ]
+        );
     }
 }

@@ -321,14 +321,10 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ctiport_model::graph::{IntelProfile, ProfileKind};
+    use crate::fixtures::{mappings, profile};
+    use ctiport_model::graph::ProfileKind;
     use ctiport_model::host::Reputation;
     use proptest::prelude::*;
-    use serde_json::json;
-
-    fn mappings() -> Mappings {
-        Mappings::embedded().unwrap()
-    }
 
     fn filter(options: FilterOptions) -> Filter {
         Filter::new(options, &mappings())
@@ -343,12 +339,6 @@ mod tests {
 
     fn ts(text: &str) -> Timestamp {
         Timestamp::parse(text).unwrap()
-    }
-
-    fn profile(id: &str, kind: &str) -> SourceRecord {
-        SourceRecord::Profile(
-            IntelProfile::from_json(json!({"id": id, "kind": kind, "title": id})).unwrap(),
-        )
     }
 
     fn artifact(odata: &str, id: &str) -> Artifact {

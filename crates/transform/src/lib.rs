@@ -10,6 +10,8 @@
 mod bundle_reader;
 mod context;
 mod filter;
+#[cfg(test)]
+mod fixtures;
 mod ids;
 mod indicator;
 mod mapper;

@@ -99,6 +99,9 @@ pub struct Rejection {
 #[derive(Clone, Debug)]
 pub struct Emitted {
     pub object: EncodedObject,
+    /// In the mapping's records: the run meets the object here for the first time. In the record
+    /// a sink is given (the state store's `View` of it): that sink is to write the object; the
+    /// others are context.
     pub first: bool,
     /// Where this version of the object stands in the state store (`--state`); all zero without
     /// one, when every run delivers everything.

@@ -137,9 +137,8 @@ fn open_state(options: Option<StateOptions>) -> Result<Option<RunState>> {
         return Ok(None);
     };
     let store = Store::open(&options.path).map_err(|e| anyhow!(e))?;
-    let versioner = store
-        .begin_run(&Timestamp::now(), options.coverage)
-        .map_err(|e| anyhow!(e))?;
+    let versioner =
+        Versioner::begin_run(store, &Timestamp::now(), options.coverage).map_err(|e| anyhow!(e))?;
     Ok(Some(RunState {
         versioner,
         file: options.path,

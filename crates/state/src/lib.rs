@@ -2,7 +2,7 @@
 //!
 //! A run goes through the store in this order:
 //!
-//! 1. [`Store::open`] the file and [`Store::begin_run`], which gives the run's [`Versioner`].
+//! 1. [`Store::open`] the file and [`Versioner::begin_run`] on it.
 //! 2. Before anything is sent: [`Versioner::version_preamble`], and for each sink its
 //!    [`Versioner::position`]: the last run it acknowledged.
 //! 3. In the mapping thread, record by record: [`Versioner::version`] gives every object its

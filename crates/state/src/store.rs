@@ -8,11 +8,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use ctiport_model::timestamp::Timestamp;
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::error::StateError;
-use crate::versioner::{Coverage, Versioner};
 
 /// Bumped when the tables change; an older file is refused rather than misread.
 const SCHEMA_VERSION: &str = "1";
@@ -331,26 +329,19 @@ impl Store {
         })
     }
 
+    /// The file, as messages name it.
+    pub(crate) fn file(&self) -> &str {
+        &self.file
+    }
+
     /// Whether the store had no object when it was opened.
     pub(crate) fn was_empty(&self) -> bool {
         self.was_empty
     }
 
-    /// Starts a run at `started`, which may revoke what `coverage` allows; runs a killed process
-    /// left open are marked interrupted.
-    pub fn begin_run(
-        mut self,
-        started: &Timestamp,
-        coverage: Coverage,
-    ) -> Result<Versioner, StateError> {
-        let run = self
-            .start_run(&started.to_string())
-            .map_err(|e| format!("state file {}: {e}", self.file))?;
-        Ok(Versioner::new(self, run, coverage))
-    }
-
-    /// Records a new run as running; returns its number.
-    pub(crate) fn start_run(&mut self, started: &str) -> Result<u32, String> {
+    /// Records a new run as running; returns its number. Runs a killed process left open are
+    /// marked interrupted.
+    pub(crate) fn begin_run(&mut self, started: &str) -> Result<u32, String> {
         self.conn
             .execute(
                 "UPDATE runs SET status = 'interrupted' WHERE status = 'running'",

@@ -65,7 +65,7 @@ struct OpenProfile {
 }
 
 /// One run of the store: versions what the mapping emits, revokes what the source stopped
-/// listing, and records what each sink acknowledged. Made by [`Store::begin_run`].
+/// listing, and records what each sink acknowledged. Made by [`Versioner::begin_run`].
 pub struct Versioner {
     store: Store,
     run: u32,
@@ -98,7 +98,19 @@ fn owned_by_profile(object_type: &str) -> bool {
 }
 
 impl Versioner {
-    pub(crate) fn new(store: Store, run: u32, coverage: Coverage) -> Self {
+    /// Begins a run on `store` at `started`, which may revoke what `coverage` allows.
+    pub fn begin_run(
+        mut store: Store,
+        started: &Timestamp,
+        coverage: Coverage,
+    ) -> Result<Versioner, StateError> {
+        let run = store
+            .begin_run(&started.to_string())
+            .map_err(|e| format!("state file {}: {e}", store.file()))?;
+        Ok(Versioner::new(store, run, coverage))
+    }
+
+    fn new(store: Store, run: u32, coverage: Coverage) -> Self {
         Versioner {
             fresh: store.was_empty(),
             store,
@@ -573,10 +585,9 @@ mod tests {
 
     /// One run of the store over one object; returns the emitted version.
     fn run_once(path: &std::path::Path, object: EncodedObject) -> Emitted {
-        let mut versioner = Store::open(path)
-            .unwrap()
-            .begin_run(&started(), Coverage::default())
-            .unwrap();
+        let mut versioner =
+            Versioner::begin_run(Store::open(path).unwrap(), &started(), Coverage::default())
+                .unwrap();
         let emitted = versioner.version_preamble(vec![object]).unwrap().remove(0);
         versioner.finish_listing(true).unwrap();
         emitted
@@ -627,7 +638,7 @@ mod tests {
         let path = dir.path().join("state.db");
         let store = Store::open(&path).unwrap();
         assert!(store.was_empty());
-        let mut versioner = store.begin_run(&started(), Coverage::default()).unwrap();
+        let mut versioner = Versioner::begin_run(store, &started(), Coverage::default()).unwrap();
         let object = note("text", Timestamp::parse("2024-01-01T00:00:00Z").unwrap());
         let emitted = versioner
             .version_preamble(vec![object.clone(), object])
@@ -662,10 +673,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         let run = |records: Vec<Mapped>| {
-            let mut versioner = Store::open(&path)
-                .unwrap()
-                .begin_run(&started(), Coverage::default())
-                .unwrap();
+            let mut versioner =
+                Versioner::begin_run(Store::open(&path).unwrap(), &started(), Coverage::default())
+                    .unwrap();
             for mut record in records {
                 versioner.version(&mut record).unwrap();
             }

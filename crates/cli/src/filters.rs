@@ -1,11 +1,10 @@
 //! `ctiport export` filter options → the profile selection the sources apply and the
 //! [`Filter`] the mapping thread applies. Mistakes here are usage errors (exit 2).
 
-use ctiport_fetch::enrich::EnrichOptions;
+use ctiport_fetch::EnrichOptions;
 use ctiport_model::graph::{IndicatorSource, ProfileKind};
 use ctiport_model::selection::ProfileSelection;
-use ctiport_transform::filter::{ArtifactTypeName, parse_since};
-use ctiport_transform::{Filter, FilterOptions, Mappings};
+use ctiport_transform::{ArtifactTypeName, Filter, FilterOptions, Mappings, parse_since};
 
 use crate::args::{FilterArgs, KindArg, SourceArg};
 

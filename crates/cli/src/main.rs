@@ -13,7 +13,6 @@ mod pipeline;
 mod progress;
 mod sink_options;
 mod sinks;
-mod state;
 mod summary;
 mod validate;
 
@@ -25,9 +24,8 @@ use anyhow::{Context as _, Result};
 use clap::{CommandFactory as _, FromArgMatches as _};
 use std::sync::Arc;
 
-use ctiport_fetch::enrich::{EnrichGate, EnrichOptions};
-use ctiport_fetch::graph::{Credentials, GraphConfig, Secret};
-use ctiport_fetch::{DumpSource, Source};
+use ctiport_fetch::{Credentials, DumpSource, EnrichGate, EnrichOptions, GraphConfig, Source};
+use ctiport_model::net::Secret;
 use ctiport_transform::{ActorAs, Mapper, MappingOptions, Mappings};
 use tracing_subscriber::EnvFilter;
 
@@ -226,7 +224,7 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
     let sinks = pipeline::open_sinks(&sink_settings)?;
     let state = args.state.clone().map(|path| pipeline::StateOptions {
         path,
-        coverage: state::Coverage {
+        coverage: ctiport_state::Coverage {
             indicators_filtered: filter.filters_indicators()
                 || args.filters.min_reputation.is_some(),
             profiles_selected: args.filters.kind.is_some() || !args.filters.profiles.is_empty(),
@@ -302,13 +300,8 @@ fn report(args: &ExportArgs, mut summary: summary::Summary) -> Result<u8> {
         skipped = summary.skipped,
         filtered = summary.filtered,
         exit_code = code,
-        "export finished: {} profiles, {} indicators, {} objects, {} rejected, {} skipped, {} filtered",
-        summary.profiles,
-        summary.indicators,
-        summary.objects,
-        summary.rejected,
-        summary.skipped,
-        summary.filtered
+        "export finished: {}",
+        summary.counts()
     );
     for sink in &summary.sinks {
         let delta = sink.delta.as_ref().map_or(String::new(), |d| {

@@ -7,24 +7,31 @@
 //! Every channel is bounded, so memory is set by channel capacities, not by the size of the export,
 //! and the slowest sink sets the pace. A sink that fails stops receiving; the others go on, and the
 //! run reports the failure.
+//!
+//! [`Export::run`] wires the steps; the work of each lives in the library crates: the source in
+//! `ctiport_fetch`, the mapping in `ctiport_transform`, versions, revocations and what each sink
+//! still needs in `ctiport_state`, the writers in `ctiport_sink`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, anyhow};
-use ctiport_fetch::Source;
+use ctiport_fetch::{RunError, Source, SourceReport};
 use ctiport_model::record::{Emitted, Mapped, SourceRecord, Version};
 use ctiport_model::stix::EncodedObject;
 use ctiport_model::timestamp::Timestamp;
 use ctiport_sink::{Delivery, Sink, SinkError, SinkReport};
+use ctiport_state::{
+    Coverage, CrashPoint, DeltaCounts, Held, Position, Selector, StateError, Store, Versioner,
+    crash_point,
+};
 use ctiport_transform::{Decision, Filter, Mapper, Outcome};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::progress::Progress;
 use crate::sinks::SinkSpec;
-use crate::state::delivery::{DeltaCounts, Position, Selector};
-use crate::state::{self, Coverage, Store, Versioner, crash_point};
 use crate::summary::{SinkStatus, SinkSummary, StateSummary, Summary};
 
 const RECORD_CHANNEL: usize = 1024;
@@ -56,13 +63,25 @@ pub type NamedSink = (String, Box<dyn Sink>);
 
 type SinkInputs = Vec<(String, mpsc::Sender<SinkMessage>)>;
 
+/// A sink's thread, by name: its report, the indicator records it took in and, with a state
+/// store, what was new to it.
+type SinkTask = (String, JoinHandle<SinkResult>);
+type SinkResult = Result<(SinkReport, u64, Option<DeltaCounts>), SinkError>;
+
+/// The state store's part of a running export.
+struct RunState {
+    versioner: Versioner,
+    file: PathBuf,
+    full: bool,
+}
+
 impl Export {
     pub async fn run(self) -> Result<Summary> {
         let started = Instant::now();
         let Export {
             source,
-            mut filter,
-            mut mapper,
+            filter,
+            mapper,
             sinks,
             progress,
             state,
@@ -70,230 +89,183 @@ impl Export {
 
         // The store is read before anything is sent: the run's number, the preamble's versions
         // and what each sink acknowledged.
-        let (mut versioner, state_file, full) = match state {
-            Some(options) => {
-                let describe = |e: String| anyhow!("state file {}: {e}", options.path.display());
-                let mut store = Store::open(&options.path).map_err(|e| anyhow!(e))?;
-                let run = store
-                    .begin_run(&Timestamp::now().to_string())
-                    .map_err(describe)?;
-                let versioner = Versioner::new(store, run, options.coverage);
-                (Some(versioner), Some(options.path), options.full)
-            }
-            None => (None, None, false),
-        };
-        let preamble: Arc<[Emitted]> = match &mut versioner {
-            Some(versioner) => versioner
-                .version_preamble(mapper.preamble())
-                .map_err(|e| anyhow!("state store: {e}"))?,
-            None => mapper
-                .preamble()
-                .into_iter()
-                .map(|object| Emitted {
-                    object,
-                    first: true,
-                    version: Version::default(),
-                })
-                .collect(),
-        }
-        .into();
-        let mut positions: Vec<Position> = Vec::new();
-        for (name, _) in &sinks {
-            let acked = match &versioner {
-                Some(versioner) => versioner
-                    .acked_run(name)
-                    .map_err(|e| anyhow!("state store: {e}"))?,
-                None => None,
-            };
-            positions.push(Position {
-                stateful: versioner.is_some(),
-                acked,
-                full,
-            });
-        }
-        // Revocations go to the sinks that acknowledged an earlier run; a new sink has none.
-        let revocations_after = positions.iter().filter_map(|p| p.acked).min();
-        let acked_before: Vec<Option<u32>> = positions.iter().map(|p| p.acked).collect();
+        let mut state = open_state(state)?;
+        let preamble = version_preamble(state.as_mut(), &mapper)?;
+        let positions = sink_positions(state.as_ref(), &sinks)?;
 
-        let (record_tx, mut record_rx) = mpsc::channel::<SourceRecord>(RECORD_CHANNEL);
+        let (record_tx, records) = mpsc::channel::<SourceRecord>(RECORD_CHANNEL);
         let source_task = tokio::spawn(source.run(record_tx));
-
-        let mut sink_inputs: SinkInputs = Vec::new();
-        let mut sink_tasks = Vec::new();
-        for ((name, sink), position) in sinks.into_iter().zip(positions) {
-            let (tx, rx) = mpsc::channel::<SinkMessage>(SINK_CHANNEL);
-            let preamble = preamble.clone();
-            sink_inputs.push((name.clone(), tx));
-            sink_tasks.push((
-                name,
-                tokio::task::spawn_blocking(move || drive_sink(sink, &preamble, position, rx)),
-            ));
-        }
-
-        let preamble_objects = preamble.len() as u64;
-        let mapping_task = tokio::task::spawn_blocking(move || {
-            let mut summary = Summary {
-                objects: preamble_objects,
-                ..Summary::default()
-            };
-            let mut store_error = None;
-            while let Some(record) = record_rx.blocking_recv() {
-                let outcome = match filter.keeps(&record) {
-                    Decision::Keep => mapper.map(record),
-                    Decision::Drop(filtered) => Outcome::Filtered(filtered),
-                };
-                match outcome {
-                    Outcome::Mapped(mut mapped) => {
-                        match &mapped {
-                            Mapped::Profile(_) => summary.profiles += 1,
-                            Mapped::Indicator(_) => summary.indicators += 1,
-                            Mapped::Revoked(_) => {}
-                        }
-                        if let Some(versioner) = &mut versioner {
-                            if let Err(error) = versioner.version(&mut mapped) {
-                                store_error = Some(error);
-                                break;
-                            }
-                            if summary.profiles == 3 && matches!(mapped, Mapped::Profile(_)) {
-                                versioner.crash_point_committed("mapping");
-                            }
-                        }
-                        summary.objects +=
-                            mapped.objects().iter().filter(|e| e.first).count() as u64;
-                        send(&mut sink_inputs, Arc::new(mapped));
-                    }
-                    Outcome::Rejected(rejection) => {
-                        if let Some(versioner) = &mut versioner
-                            && let Err(error) = versioner.rejected(rejection.record)
-                        {
-                            store_error = Some(error);
-                            break;
-                        }
-                        summary.reject(rejection)
-                    }
-                    Outcome::Skipped(skipped) => summary.skip(skipped),
-                    Outcome::Filtered(filtered) => summary.filter(filtered),
-                }
-                progress.update(&summary);
-            }
-            progress.finish();
-            if filter.unscored_hosts_kept() > 0 {
-                tracing::warn!(
-                    "--min-reputation: {} host indicator(s) had no reputation score (not looked up \
-                     within --enrich-max, or no reputation record) and were kept",
-                    filter.unscored_hosts_kept()
-                );
-            }
-            (summary, sink_inputs, versioner, store_error)
-        });
+        let (inputs, sink_tasks) = spawn_sinks(sinks, &positions, &preamble);
+        let mapping = Mapping {
+            filter,
+            mapper,
+            state,
+            inputs,
+            progress,
+        };
+        let summary = Summary {
+            objects: preamble.len() as u64,
+            ..Summary::default()
+        };
+        let mapping_task = tokio::task::spawn_blocking(move || mapping.run(records, summary));
 
         let source_result = source_task.await.context("the source task panicked")?;
-        let (mut summary, sink_inputs, versioner, store_error) =
+        let (mapping, mut summary, store_error) =
             mapping_task.await.context("the mapping thread panicked")?;
         if let Some(error) = store_error {
             // Sinks see their inputs close without a commit and discard what they wrote.
-            drop(sink_inputs);
+            drop(mapping);
             return Err(anyhow!("state store: {error}"));
         }
-        // With a complete source, the store revokes what the source stopped listing and the sinks
-        // that lag get the revocations they miss.
-        let (sink_inputs, versioner) = tokio::task::spawn_blocking({
-            let complete = source_result.is_ok();
-            move || finish_versions(versioner, sink_inputs, complete, revocations_after)
-        })
-        .await
-        .context("the state thread panicked")?;
-        let (sink_inputs, versioner) = (sink_inputs, versioner?);
-        // Sinks commit only a complete run; after a source failure they discard what they wrote.
-        match &source_result {
-            Ok(report) => {
-                for (_, input) in &sink_inputs {
-                    let _ = input.send(SinkMessage::Commit).await;
-                }
-                if let Some(captured) = &report.captured {
-                    summary.sinks.push(SinkSummary {
-                        sink: format!("dump:{}", captured.path.display()),
-                        indicators: captured.indicators,
-                        objects: captured.records,
-                        status: SinkStatus::Ok,
-                        failed: 0,
-                        files: vec![captured.path.display().to_string()],
-                        error: None,
-                        delta: None,
-                        acknowledged: None,
-                    });
-                }
-            }
-            Err(error) => {
-                tracing::error!("the source failed: {error}");
-                summary.source_error = Some(error.to_string());
-            }
-        }
-        drop(sink_inputs);
-        let mut delivered = Vec::new();
-        for ((name, task), acked_before) in sink_tasks.into_iter().zip(acked_before) {
-            let result = task.await.context("a sink thread panicked")?;
-            let sink_summary = summarize_sink(name, result);
-            if sink_summary.status == SinkStatus::Ok && source_result.is_ok() {
-                delivered.push((summary.sinks.len(), acked_before));
-            }
-            summary.sinks.push(sink_summary);
-        }
-        if let Some((versioner, held)) = versioner {
-            crash_point("before-ack");
-            let run = versioner.run();
-            summary.state = Some(StateSummary {
-                file: state_file
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                run,
-                versions: versioner.counts.clone(),
-                revocation_held: held,
-                full,
-            });
-            let now = Timestamp::now().to_string();
-            let mut acknowledge = Vec::new();
-            for (index, acked_before) in delivered {
-                let sink = &mut summary.sinks[index];
-                // A run that did not list everything (filters, held revocations) may not have
-                // carried versions an earlier, interrupted run made: the sink then keeps its
-                // position and gets them again, unchanged, rather than miss them.
-                let may_lack = versioner
-                    .may_lack_versions(acked_before)
-                    .map_err(|e| anyhow!("state store: {e}"))?;
-                if may_lack {
-                    tracing::warn!(
-                        sink = %sink.sink,
-                        "{}: versions made by an interrupted run may not be in this run's \
-                         listing; its position stays, and they are sent again with the next \
-                         complete run",
-                        sink.sink
-                    );
-                    sink.acknowledged = Some(false);
-                } else {
-                    acknowledge.push(index);
-                }
-            }
-            let mut store = versioner.into_store();
-            for index in acknowledge {
-                let sink = &mut summary.sinks[index];
-                store.acknowledge(&sink.sink, run, &now).map_err(|e| {
-                    anyhow!("state store: recording what {} received: {e}", sink.sink)
-                })?;
-                sink.acknowledged = Some(true);
-            }
-            let status = if source_result.is_ok() {
-                "finished"
-            } else {
-                "failed"
-            };
-            store
-                .finish_run(run, &now, status)
-                .map_err(|e| anyhow!("state store: {e}"))?;
+        let Mapping { state, inputs, .. } = mapping;
+        let (state, inputs) = finish_versions(state, inputs, &source_result, &positions).await?;
+        commit_sinks(inputs, &source_result, &mut summary).await;
+        let delivered = join_sinks(sink_tasks, &positions, &source_result, &mut summary).await?;
+        if let Some((state, held)) = state {
+            crash_point(CrashPoint::BeforeAck);
+            acknowledge(state, held, delivered, source_result.is_ok(), &mut summary)?;
         }
         summary.duration_seconds = started.elapsed().as_secs_f64();
         summary.decide_exit_code();
         Ok(summary)
+    }
+}
+
+/// Opens the state store and begins the run.
+fn open_state(options: Option<StateOptions>) -> Result<Option<RunState>> {
+    let Some(options) = options else {
+        return Ok(None);
+    };
+    let store = Store::open(&options.path).map_err(|e| anyhow!(e))?;
+    let versioner =
+        Versioner::begin_run(store, &Timestamp::now(), options.coverage).map_err(|e| anyhow!(e))?;
+    Ok(Some(RunState {
+        versioner,
+        file: options.path,
+        full: options.full,
+    }))
+}
+
+/// The objects every output starts with, with their versions when there is a store.
+fn version_preamble(state: Option<&mut RunState>, mapper: &Mapper) -> Result<Arc<[Emitted]>> {
+    let preamble = match state {
+        Some(state) => state
+            .versioner
+            .version_preamble(mapper.preamble())
+            .map_err(|e| anyhow!("state store: {e}"))?,
+        None => mapper
+            .preamble()
+            .into_iter()
+            .map(|object| Emitted {
+                object,
+                first: true,
+                version: Version::default(),
+            })
+            .collect(),
+    };
+    Ok(preamble.into())
+}
+
+/// Where each sink stands: without a store, every sink gets everything.
+fn sink_positions(state: Option<&RunState>, sinks: &[NamedSink]) -> Result<Vec<Position>> {
+    sinks
+        .iter()
+        .map(|(name, _)| match state {
+            Some(state) => state
+                .versioner
+                .position(name, state.full)
+                .map_err(|e| anyhow!("state store: {e}")),
+            None => Ok(Position::default()),
+        })
+        .collect()
+}
+
+/// Starts a thread per sink, fed through its own bounded channel.
+fn spawn_sinks(
+    sinks: Vec<NamedSink>,
+    positions: &[Position],
+    preamble: &Arc<[Emitted]>,
+) -> (SinkInputs, Vec<SinkTask>) {
+    let mut inputs: SinkInputs = Vec::new();
+    let mut tasks = Vec::new();
+    for ((name, sink), &position) in sinks.into_iter().zip(positions) {
+        let (tx, rx) = mpsc::channel::<SinkMessage>(SINK_CHANNEL);
+        let preamble = preamble.clone();
+        inputs.push((name.clone(), tx));
+        tasks.push((
+            name,
+            tokio::task::spawn_blocking(move || drive_sink(sink, &preamble, position, rx)),
+        ));
+    }
+    (inputs, tasks)
+}
+
+/// What the mapping thread owns while it runs, and hands back when the source is done.
+struct Mapping {
+    filter: Filter,
+    mapper: Mapper,
+    state: Option<RunState>,
+    inputs: SinkInputs,
+    progress: Progress,
+}
+
+impl Mapping {
+    /// Filters, maps and versions every record, and hands it to every sink. Returns what it
+    /// owned, the counts, and the store's error if versioning failed (the mapping then stopped).
+    fn run(
+        mut self,
+        mut records: mpsc::Receiver<SourceRecord>,
+        mut summary: Summary,
+    ) -> (Self, Summary, Option<StateError>) {
+        let mut store_error = None;
+        while let Some(record) = records.blocking_recv() {
+            let outcome = match self.filter.keeps(&record) {
+                Decision::Keep => self.mapper.map(record),
+                Decision::Drop(filtered) => Outcome::Filtered(filtered),
+            };
+            if let Err(error) = self.take(outcome, &mut summary) {
+                store_error = Some(error);
+                break;
+            }
+            self.progress.update(&summary);
+        }
+        self.progress.finish();
+        if self.filter.unscored_hosts_kept() > 0 {
+            tracing::warn!(
+                "--min-reputation: {} host indicator(s) had no reputation score (not looked up \
+                 within --enrich-max, or no reputation record) and were kept",
+                self.filter.unscored_hosts_kept()
+            );
+        }
+        (self, summary, store_error)
+    }
+
+    /// Counts one outcome; a mapped record is versioned and sent on.
+    fn take(&mut self, outcome: Outcome, summary: &mut Summary) -> Result<(), StateError> {
+        let versioner = self.state.as_mut().map(|state| &mut state.versioner);
+        match outcome {
+            Outcome::Mapped(mut mapped) => {
+                match &mapped {
+                    Mapped::Profile(_) => summary.profiles += 1,
+                    Mapped::Indicator(_) => summary.indicators += 1,
+                    Mapped::Revoked(_) => {}
+                }
+                if let Some(versioner) = versioner {
+                    versioner.version(&mut mapped)?;
+                }
+                summary.objects += mapped.objects().iter().filter(|e| e.first).count() as u64;
+                send(&mut self.inputs, Arc::new(mapped));
+            }
+            Outcome::Rejected(rejection) => {
+                if let Some(versioner) = versioner {
+                    versioner.rejected(rejection.record)?;
+                }
+                summary.reject(rejection)
+            }
+            Outcome::Skipped(skipped) => summary.skip(skipped),
+            Outcome::Filtered(filtered) => summary.filter(filtered),
+        }
+        Ok(())
     }
 }
 
@@ -306,106 +278,133 @@ fn send(sink_inputs: &mut SinkInputs, record: Arc<Mapped>) {
     });
 }
 
-/// Ends the store's part of the mapping: revocations, then the revoked versions each lagging
-/// sink has not acknowledged. Returns the versioner with why revocation was held back, if it was.
-#[allow(clippy::type_complexity)]
-fn finish_versions(
-    versioner: Option<Versioner>,
-    mut sink_inputs: SinkInputs,
-    source_complete: bool,
-    revocations_after: Option<u32>,
-) -> (
-    SinkInputs,
-    Result<Option<(Versioner, state::versioner::Held)>>,
+/// Ends the store's part of the mapping: with a complete source, the store revokes what the
+/// source stopped listing, and the sinks that lag get the revocations they miss (a new sink has
+/// none). Returns the store with why revocation was held back, if it was.
+async fn finish_versions(
+    state: Option<RunState>,
+    mut inputs: SinkInputs,
+    source_result: &Result<SourceReport, RunError>,
+    positions: &[Position],
+) -> Result<(Option<(RunState, Held)>, SinkInputs)> {
+    let Some(mut state) = state else {
+        return Ok((None, inputs));
+    };
+    let complete = source_result.is_ok();
+    let revocations_after = positions.iter().filter_map(|p| p.acked).min();
+    let (state, inputs, held) = tokio::task::spawn_blocking(move || {
+        let held = (|| {
+            let held = state.versioner.finish_listing(complete)?;
+            if complete && let Some(after) = revocations_after {
+                state.versioner.revocations_after(after, |revocation| {
+                    send(&mut inputs, Arc::new(revocation))
+                })?;
+            }
+            Ok::<_, StateError>(held)
+        })();
+        (state, inputs, held)
+    })
+    .await
+    .context("the state thread panicked")?;
+    // On an error, the sinks see their inputs close without a commit.
+    let held = held.map_err(|e| anyhow!("state store: {e}"))?;
+    Ok((Some((state, held)), inputs))
+}
+
+/// Sinks commit only a complete run; after a source failure they discard what they wrote.
+async fn commit_sinks(
+    inputs: SinkInputs,
+    source_result: &Result<SourceReport, RunError>,
+    summary: &mut Summary,
 ) {
-    let Some(mut versioner) = versioner else {
-        return (sink_inputs, Ok(None));
-    };
-    let result = (|| {
-        let held = versioner.finish(source_complete)?;
-        if source_complete && let Some(after) = revocations_after {
-            versioner.revocations_after(after, |revocation| {
-                send(&mut sink_inputs, Arc::new(revocation));
-                Ok(())
-            })?;
-        }
-        Ok::<_, String>(held)
-    })();
-    match result {
-        Ok(held) => (sink_inputs, Ok(Some((versioner, held)))),
-        Err(error) => (sink_inputs, Err(anyhow!("state store: {error}"))),
-    }
-}
-
-/// Before the store records it, a sink with a state store has not acknowledged the run.
-fn delta_known(delta: &Option<DeltaCounts>) -> Option<bool> {
-    delta.as_ref().map(|_| false)
-}
-
-/// One sink's line of the summary.
-fn summarize_sink(
-    name: String,
-    result: Result<(SinkReport, u64, Option<DeltaCounts>), SinkError>,
-) -> SinkSummary {
-    match result {
-        Ok((report, indicators, delta)) if report.failed > 0 => {
-            let acknowledged = delta_known(&delta);
-            // Delivered in part: `objects` says what arrived, the error what did not.
-            let error = not_delivered(&report);
-            tracing::error!(sink = %name, "sink failed: {error}");
-            SinkSummary {
-                sink: name,
-                indicators,
-                objects: report.objects,
-                status: SinkStatus::Failed,
-                failed: report.failed,
-                files: report.files,
-                error: Some(error),
-                delta,
-                acknowledged,
+    match source_result {
+        Ok(report) => {
+            for (_, input) in &inputs {
+                let _ = input.send(SinkMessage::Commit).await;
+            }
+            if let Some(captured) = &report.captured {
+                summary.sinks.push(SinkSummary::captured(captured));
             }
         }
-        Ok((report, indicators, delta)) => SinkSummary {
-            acknowledged: delta_known(&delta),
-            sink: name,
-            indicators,
-            objects: report.objects,
-            status: SinkStatus::Ok,
-            failed: 0,
-            files: report.files,
-            error: None,
-            delta,
-        },
         Err(error) => {
-            tracing::error!(sink = %name, "sink failed: {error}");
-            SinkSummary {
-                sink: name,
-                indicators: 0,
-                objects: 0,
-                status: SinkStatus::Failed,
-                failed: 0,
-                files: Vec::new(),
-                error: Some(error.to_string()),
-                delta: None,
-                acknowledged: None,
-            }
+            tracing::error!("the source failed: {error}");
+            summary.source_error = Some(error.to_string());
         }
     }
 }
 
-/// The error of a sink that delivered all but `report.failed` objects.
-fn not_delivered(report: &SinkReport) -> String {
-    let more = report.failed.saturating_sub(report.failures.len() as u64);
-    let more = if more > 0 {
-        format!("; … and {more} more")
-    } else {
-        String::new()
-    };
-    format!(
-        "{} object(s) not delivered: {}{more}",
-        report.failed,
-        report.failures.join("; ")
-    )
+/// Waits for every sink and adds its line to the summary. Returns the lines of the sinks that
+/// delivered a complete run, with the run each had acknowledged before.
+async fn join_sinks(
+    tasks: Vec<SinkTask>,
+    positions: &[Position],
+    source_result: &Result<SourceReport, RunError>,
+    summary: &mut Summary,
+) -> Result<Vec<(usize, Option<u32>)>> {
+    let mut delivered = Vec::new();
+    for ((name, task), position) in tasks.into_iter().zip(positions) {
+        let result = task.await.context("a sink thread panicked")?;
+        let sink_summary = SinkSummary::of_sink(name, result);
+        if sink_summary.status == SinkStatus::Ok && source_result.is_ok() {
+            delivered.push((summary.sinks.len(), position.acked));
+        }
+        summary.sinks.push(sink_summary);
+    }
+    Ok(delivered)
+}
+
+/// Records what each delivered sink now holds, and ends the run in the store.
+fn acknowledge(
+    state: RunState,
+    held: Held,
+    delivered: Vec<(usize, Option<u32>)>,
+    source_complete: bool,
+    summary: &mut Summary,
+) -> Result<()> {
+    let RunState {
+        mut versioner,
+        file,
+        full,
+    } = state;
+    summary.state = Some(StateSummary {
+        file: file.display().to_string(),
+        run: versioner.run(),
+        versions: versioner.counts().clone(),
+        revocation_held: held,
+        full,
+    });
+    let now = Timestamp::now();
+    let mut acknowledge = Vec::new();
+    for (index, acked_before) in delivered {
+        let sink = &mut summary.sinks[index];
+        // A run that did not list everything (filters, held revocations) may not have carried
+        // versions an earlier, interrupted run made: the sink then keeps its position and gets
+        // them again, unchanged, rather than miss them.
+        let may_lack = versioner
+            .may_lack_versions(acked_before)
+            .map_err(|e| anyhow!("state store: {e}"))?;
+        if may_lack {
+            tracing::warn!(
+                sink = %sink.sink,
+                "{}: versions made by an interrupted run may not be in this run's listing; its \
+                 position stays, and they are sent again with the next complete run",
+                sink.sink
+            );
+            sink.acknowledged = Some(false);
+        } else {
+            acknowledge.push(index);
+        }
+    }
+    for index in acknowledge {
+        let sink = &mut summary.sinks[index];
+        versioner
+            .acknowledge(&sink.sink, &now)
+            .map_err(|e| anyhow!("state store: recording what {} received: {e}", sink.sink))?;
+        sink.acknowledged = Some(true);
+    }
+    versioner
+        .finish_run(&now, source_complete)
+        .map_err(|e| anyhow!("state store: {e}"))
 }
 
 /// What a sink receives: the records, then the word to commit.
@@ -422,22 +421,19 @@ fn drive_sink(
     preamble: &[Emitted],
     position: Position,
     mut input: mpsc::Receiver<SinkMessage>,
-) -> Result<(SinkReport, u64, Option<DeltaCounts>), SinkError> {
-    let mut selector = Selector {
-        position,
-        delivery: sink.delivery(),
-        counts: DeltaCounts::default(),
-    };
+) -> SinkResult {
+    let snapshot = sink.delivery() == Delivery::Snapshot;
+    let mut selector = Selector::new(position, snapshot);
     let preamble_objects: Vec<EncodedObject> = preamble.iter().map(|e| e.object.clone()).collect();
     sink.acknowledged(position.acked);
     // A sink that takes changes begins only once it has one, so that a run with nothing new
     // writes nothing but an empty output; the last profile record is kept as context.
     let mut begun = false;
-    if selector.preamble_news(preamble) || selector.delivery == Delivery::Snapshot {
+    if selector.preamble_news(preamble) || snapshot {
         sink.begin(&preamble_objects)?;
         begun = true;
     }
-    let mut context: Option<Arc<Mapped>> = None;
+    let mut context = None;
     let mut indicators = 0u64;
     while let Some(message) = input.blocking_recv() {
         match message {
@@ -445,7 +441,7 @@ fn drive_sink(
                 let Some(view) = selector.view(&record) else {
                     continue;
                 };
-                let news = Selector::carries_news(&view);
+                let news = view.carries_news();
                 if !begun {
                     if !news {
                         context = Some(view);
@@ -458,15 +454,15 @@ fn drive_sink(
                     }
                 }
                 sink.write(&view)?;
-                let counted = news || selector.delivery == Delivery::Snapshot;
+                let counted = news || snapshot;
                 indicators += u64::from(counted && matches!(*view, Mapped::Indicator(_)));
             }
             SinkMessage::Commit => {
                 if !begun {
                     sink.begin(&[])?;
                 }
-                crash_point("sinks-written");
-                let delta = position.stateful.then_some(selector.counts);
+                crash_point(CrashPoint::SinksWritten);
+                let delta = position.stateful.then(|| selector.counts().clone());
                 return Ok((sink.finish()?, indicators, delta));
             }
         }

@@ -25,15 +25,7 @@ impl Progress {
 
     pub fn update(&self, summary: &Summary) {
         if let Some(bar) = &self.0 {
-            bar.set_message(format!(
-                "{} profiles, {} indicators, {} objects, {} rejected, {} skipped, {} filtered",
-                summary.profiles,
-                summary.indicators,
-                summary.objects,
-                summary.rejected,
-                summary.skipped,
-                summary.filtered
-            ));
+            bar.set_message(summary.counts());
         }
     }
 

@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use ctiport_model::record::Rejection;
-use ctiport_model::selection::Filtered;
+use ctiport_fetch::Captured;
+use ctiport_model::record::{Filtered, Rejection};
+use ctiport_sink::{SinkError, SinkReport};
+use ctiport_state::{DeltaCounts, VersionCounts};
 use serde::Serialize;
 
 /// How many rejected or skipped records the summary lists by name (all are counted, and all are
@@ -54,7 +56,7 @@ pub struct SinkSummary {
     pub error: Option<String>,
     /// With `--state`: the objects sent (new, changed, revoked) and those the sink already held.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub delta: Option<crate::state::delivery::DeltaCounts>,
+    pub delta: Option<DeltaCounts>,
     /// With `--state`: whether the store recorded that the sink holds this run's state (a
     /// failed sink, or one that missed versions this run did not list, gets them next time).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,12 +70,101 @@ pub struct StateSummary {
     pub run: u32,
     /// Object versions: new to the store, changed, unchanged, revoked in this run.
     #[serde(flatten)]
-    pub versions: crate::state::VersionCounts,
+    pub versions: VersionCounts,
     /// Why revocation was held back (a filter, a rejected record, a failed source), if it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revocation_held: Option<String>,
     /// `--full`: every sink was sent the current state.
     pub full: bool,
+}
+
+impl SinkSummary {
+    /// The line of the dump a live run captured (`--to dump:`).
+    pub fn captured(captured: &Captured) -> Self {
+        SinkSummary {
+            sink: format!("dump:{}", captured.path.display()),
+            indicators: captured.indicators,
+            objects: captured.records,
+            status: SinkStatus::Ok,
+            failed: 0,
+            files: vec![captured.path.display().to_string()],
+            error: None,
+            delta: None,
+            acknowledged: None,
+        }
+    }
+
+    /// One sink's line: its report, the indicator records it took in and, with a state store,
+    /// what was new to it; or why it failed.
+    pub fn of_sink(
+        name: String,
+        result: Result<(SinkReport, u64, Option<DeltaCounts>), SinkError>,
+    ) -> Self {
+        match result {
+            Ok((report, indicators, delta)) if report.failed > 0 => {
+                let acknowledged = delta_known(&delta);
+                // Delivered in part: `objects` says what arrived, the error what did not.
+                let error = not_delivered(&report);
+                tracing::error!(sink = %name, "sink failed: {error}");
+                SinkSummary {
+                    sink: name,
+                    indicators,
+                    objects: report.objects,
+                    status: SinkStatus::Failed,
+                    failed: report.failed,
+                    files: report.files,
+                    error: Some(error),
+                    delta,
+                    acknowledged,
+                }
+            }
+            Ok((report, indicators, delta)) => SinkSummary {
+                acknowledged: delta_known(&delta),
+                sink: name,
+                indicators,
+                objects: report.objects,
+                status: SinkStatus::Ok,
+                failed: 0,
+                files: report.files,
+                error: None,
+                delta,
+            },
+            Err(error) => {
+                tracing::error!(sink = %name, "sink failed: {error}");
+                SinkSummary {
+                    sink: name,
+                    indicators: 0,
+                    objects: 0,
+                    status: SinkStatus::Failed,
+                    failed: 0,
+                    files: Vec::new(),
+                    error: Some(error.to_string()),
+                    delta: None,
+                    acknowledged: None,
+                }
+            }
+        }
+    }
+}
+
+/// Before the store records it, a sink with a state store has not acknowledged the run.
+fn delta_known(delta: &Option<DeltaCounts>) -> Option<bool> {
+    delta.as_ref().map(|_| false)
+}
+
+/// The error of a sink that delivered all but `report.failed` objects.
+fn not_delivered(report: &SinkReport) -> String {
+    let more = report.failed.saturating_sub(report.failures.len() as u64);
+    let more = if more > 0 {
+        format!("; … and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "{} object(s) not delivered: {}{more}",
+        report.failed,
+        report.failures.join("; ")
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -110,6 +201,19 @@ impl Summary {
         if self.skipped_records.len() < LISTED_RECORDS {
             self.skipped_records.push(skipped);
         }
+    }
+
+    /// The record counts, in words, for the progress line and the last log line.
+    pub fn counts(&self) -> String {
+        format!(
+            "{} profiles, {} indicators, {} objects, {} rejected, {} skipped, {} filtered",
+            self.profiles,
+            self.indicators,
+            self.objects,
+            self.rejected,
+            self.skipped,
+            self.filtered
+        )
     }
 
     /// 1 when the source or a sink failed, 3 when records were rejected, else 0.

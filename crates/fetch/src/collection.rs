@@ -36,29 +36,38 @@ pub fn read_collection<R: Read>(
     reader: R,
     on_record: &mut dyn FnMut(Value) -> Flow,
 ) -> Result<usize, ReadError> {
-    read_array_member(reader, "value", on_record).map(|envelope| envelope.count)
+    read_array_member(reader, "value", on_record)
 }
 
-/// What surrounds the streamed array: its length and the envelope's scalar members (e.g. a
-/// bundle's `type` and `id`). Nested arrays and objects beside the array are skipped unread.
+/// How far the walk of a collection got: the elements read, and whether the array was there.
 #[derive(Debug, Default)]
-pub struct Envelope {
-    pub count: usize,
-    /// Whether the array member was there at all.
-    pub has_member: bool,
-    pub scalars: serde_json::Map<String, Value>,
+struct Walked {
+    count: usize,
+    has_member: bool,
 }
 
 /// Streams the elements of the array under `member` of a top-level JSON object, one at a time,
-/// so that a multi-gigabyte file is never held in memory. A missing member is an error.
-pub fn read_array_member<R: Read>(
+/// so that a multi-gigabyte file is never held in memory; the members beside it are skipped
+/// unread. Returns how many elements were read; a missing member is an error.
+fn read_array_member<R: Read>(
     reader: R,
     member: &str,
     on_record: &mut dyn FnMut(Value) -> Flow,
-) -> Result<Envelope, ReadError> {
-    let envelope = read_optional_array_member(reader, member, on_record)?;
-    if envelope.has_member {
-        Ok(envelope)
+) -> Result<usize, ReadError> {
+    let mut deserializer = serde_json::Deserializer::from_reader(reader);
+    let mut walked = Walked::default();
+    let seed = CollectionSeed {
+        member,
+        on_record,
+        walked: &mut walked,
+    };
+    match seed.deserialize(&mut deserializer) {
+        Ok(()) => deserializer.end()?,
+        Err(error) if error.to_string().starts_with(STOPPED) => {}
+        Err(error) => return Err(error.into()),
+    }
+    if walked.has_member {
+        Ok(walked.count)
     } else {
         Err(ReadError::from(<serde_json::Error as de::Error>::custom(
             format!("no \"{member}\" member in the collection"),
@@ -66,33 +75,10 @@ pub fn read_array_member<R: Read>(
     }
 }
 
-/// [`read_array_member`] for an array that may be absent (a STIX bundle without objects).
-pub fn read_optional_array_member<R: Read>(
-    reader: R,
-    member: &str,
-    on_record: &mut dyn FnMut(Value) -> Flow,
-) -> Result<Envelope, ReadError> {
-    let mut deserializer = serde_json::Deserializer::from_reader(reader);
-    let mut envelope = Envelope::default();
-    let seed = CollectionSeed {
-        member,
-        on_record,
-        envelope: &mut envelope,
-    };
-    match seed.deserialize(&mut deserializer) {
-        Ok(()) => {
-            deserializer.end()?;
-            Ok(envelope)
-        }
-        Err(error) if error.to_string().starts_with(STOPPED) => Ok(envelope),
-        Err(error) => Err(error.into()),
-    }
-}
-
 struct CollectionSeed<'a> {
     member: &'a str,
     on_record: &'a mut dyn FnMut(Value) -> Flow,
-    envelope: &'a mut Envelope,
+    walked: &'a mut Walked,
 }
 
 impl<'de> DeserializeSeed<'de> for CollectionSeed<'_> {
@@ -116,66 +102,16 @@ impl<'de> Visitor<'de> for CollectionSeed<'_> {
             if key == self.member && !saw_member {
                 saw_member = true;
                 // Set before the items are read: a consumer may stop in the middle of them.
-                self.envelope.has_member = true;
+                self.walked.has_member = true;
                 map.next_value_seed(ItemsSeed {
                     on_record: &mut *self.on_record,
-                    count: &mut self.envelope.count,
+                    count: &mut self.walked.count,
                 })?;
             } else {
-                match map.next_value::<ScalarOrSkipped>()? {
-                    ScalarOrSkipped::Scalar(value) => {
-                        self.envelope.scalars.insert(key, value);
-                    }
-                    ScalarOrSkipped::Skipped => {}
-                }
+                map.next_value::<IgnoredAny>()?;
             }
         }
         Ok(())
-    }
-}
-
-/// A sibling member: kept when it is a scalar, skipped without allocation when it is a container.
-enum ScalarOrSkipped {
-    Scalar(Value),
-    Skipped,
-}
-
-impl<'de> Deserialize<'de> for ScalarOrSkipped {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ScalarVisitor;
-        impl<'de> Visitor<'de> for ScalarVisitor {
-            type Value = ScalarOrSkipped;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(ScalarOrSkipped::Scalar(Value::Bool(v)))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(ScalarOrSkipped::Scalar(Value::from(v)))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(ScalarOrSkipped::Scalar(Value::from(v)))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(ScalarOrSkipped::Scalar(Value::from(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(ScalarOrSkipped::Scalar(Value::String(v.to_owned())))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(ScalarOrSkipped::Scalar(Value::Null))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(ScalarOrSkipped::Skipped)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(ScalarOrSkipped::Skipped)
-            }
-        }
-        deserializer.deserialize_any(ScalarVisitor)
     }
 }
 
@@ -272,30 +208,10 @@ mod tests {
     #[test]
     fn walks_the_value_array_and_ignores_odata_members() {
         let (result, records) = collect(
-            r#"{"@odata.context":"x","@odata.nextLink":"y","value":[{"id":"a"},{"id":"b"}],"@odata.count":2}"#,
+            r#"{"@odata.context":"x","@odata.nextLink":"y","extra":{"a":[1]},"value":[{"id":"a"},{"id":"b"}],"@odata.count":2}"#,
         );
         assert_eq!(result, Ok(2));
         assert_eq!(records, vec![json!({"id":"a"}), json!({"id":"b"})]);
-    }
-
-    #[test]
-    fn streams_any_member_and_keeps_the_scalar_siblings() {
-        let mut ids = Vec::new();
-        let envelope = read_array_member(
-            r#"{"type":"bundle","extra":{"a":[1]},"objects":[{"id":"x"},{"id":"y"}],"id":"bundle--1"}"#.as_bytes(),
-            "objects",
-            &mut |v| {
-                ids.push(v["id"].clone());
-                Flow::Continue
-            },
-        )
-        .unwrap();
-        assert_eq!(ids, vec![json!("x"), json!("y")]);
-        assert_eq!(envelope.count, 2);
-        assert_eq!(
-            Value::Object(envelope.scalars),
-            json!({"type": "bundle", "id": "bundle--1"})
-        );
     }
 
     #[test]
@@ -305,29 +221,6 @@ mod tests {
             vec![json!({"id":"a"})]
         );
         assert_eq!(collect(r#"{"value":[]}"#).0, Ok(0));
-    }
-
-    #[test]
-    fn an_optional_member_may_be_absent_and_a_stopped_read_still_saw_it() {
-        let mut seen = 0;
-        let empty = read_optional_array_member(
-            br#"{"type":"bundle","id":"bundle--1"}"#.as_slice(),
-            "objects",
-            &mut |_| {
-                seen += 1;
-                Flow::Continue
-            },
-        )
-        .unwrap();
-        assert!(!empty.has_member && empty.count == 0 && seen == 0);
-        assert_eq!(empty.scalars["type"], json!("bundle"));
-        let stopped = read_array_member(
-            br#"{"objects":[{"id":"a"},{"id":"b"}]}"#.as_slice(),
-            "objects",
-            &mut |_| Flow::Stop,
-        )
-        .unwrap();
-        assert!(stopped.has_member);
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use ctiport_model::graph::raw_record_id;
 use ctiport_model::pct::pct;
-use ctiport_model::record::{RecordKind, Rejection, SourceRecord};
-use ctiport_model::selection::{FilterKind, Filtered, ProfileSelection};
+use ctiport_model::record::{FilterKind, Filtered, RecordKind, Rejection, SourceRecord};
+use ctiport_model::selection::ProfileSelection;
 use serde_json::Value;
 
 use crate::collection::{Flow, read_collection, read_ndjson};

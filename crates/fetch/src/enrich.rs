@@ -2,23 +2,20 @@
 //! (`hosts/{id}`) and its reputation (`hosts/{id}/reputation`). One lookup per unique host per
 //! run, within a budget (`--enrich-max`), from the live API or from a dump's `hosts/` and
 //! `reputation/` folders, so that a dump replays a live run's enrichment exactly.
+//!
+//! This module holds what both share (the options, the gate, the budget) and the dump's lookups;
+//! the live lookups are `graph::enricher`'s.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ctiport_model::graph::{Artifact, ProfileIndicator, odata_type_name};
+use ctiport_model::graph::{Artifact, ProfileIndicator, host_key, odata_type_name};
 use ctiport_model::host::{HostFacts, Reputation};
 use ctiport_model::pct::pct;
 use ctiport_model::record::SourceRecord;
 use serde_json::Value;
-use tokio::sync::OnceCell;
-
-use crate::graph::GraphError;
-use crate::graph::client::GraphClient;
-use crate::graph::walk::{Capture, capture_with};
 
 /// What to look up, and for how many hosts at most.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +58,7 @@ fn gate_wants(gate: &Option<EnrichGate>, indicator: &ProfileIndicator) -> bool {
 }
 
 /// The host key of an indicator record that should be enriched, and the place its facts go.
-fn host_slot<'a>(
+pub(crate) fn host_slot<'a>(
     record: &'a mut SourceRecord,
     gate: &Option<EnrichGate>,
 ) -> Option<(String, &'a mut Option<Arc<HostFacts>>)> {
@@ -71,27 +68,8 @@ fn host_slot<'a>(
     else {
         return None;
     };
-    let key = indicator.artifact.as_ref().and_then(artifact_key)?;
+    let key = indicator.artifact.as_ref().and_then(Artifact::host_key)?;
     gate_wants(gate, indicator).then_some((key, host))
-}
-
-/// The host an artifact names, normalized so that `EVIL.example.com.` and `evil.example.com`
-/// share one lookup; `None` for artifacts that are not a single host (ranges, hashes, …).
-pub fn host_key(type_name: &str, id: &str) -> Option<String> {
-    let id = id.trim();
-    match type_name {
-        "hostname" | "ipaddress" | "host" if !id.is_empty() && !id.contains('/') => {
-            Some(match id.parse::<IpAddr>() {
-                Ok(address) => address.to_string(),
-                Err(_) => id.trim_end_matches('.').to_lowercase(),
-            })
-        }
-        _ => None,
-    }
-}
-
-fn artifact_key(artifact: &Artifact) -> Option<String> {
-    host_key(&artifact.type_name, artifact.id.as_deref()?)
 }
 
 /// The host key of a raw Graph indicator, before it is parsed.
@@ -102,14 +80,14 @@ pub fn raw_host_key(indicator: &Value) -> Option<String> {
 }
 
 /// Counts unique hosts against the budget and says once when it runs out.
-struct Budget {
+pub(crate) struct Budget {
     used: AtomicUsize,
-    max: usize,
+    pub(crate) max: usize,
     warned: AtomicBool,
 }
 
 impl Budget {
-    fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         Budget {
             used: AtomicUsize::new(0),
             max,
@@ -117,7 +95,7 @@ impl Budget {
         }
     }
 
-    fn take(&self) -> bool {
+    pub(crate) fn take(&self) -> bool {
         if self.used.fetch_add(1, Ordering::Relaxed) < self.max {
             return true;
         }
@@ -132,7 +110,8 @@ impl Budget {
     }
 }
 
-fn combine(
+/// The facts of `host` with its reputation, when there is anything to say.
+pub(crate) fn combine(
     host: &str,
     facts: Option<HostFacts>,
     reputation: Option<Reputation>,
@@ -214,154 +193,6 @@ impl DumpEnricher {
     }
 }
 
-/// Enrichment from the live API: lookups start as soon as a page names a host (concurrently,
-/// under the shared throttle) and are awaited, in order, when the record is emitted.
-pub struct GraphEnricher {
-    client: Arc<GraphClient>,
-    base: String,
-    options: EnrichOptions,
-    capture: Option<Capture>,
-    gate: Option<EnrichGate>,
-    /// Charged in the order records are emitted (listing order), never in the order pages happen
-    /// to arrive: which hosts are enriched must not depend on network timing.
-    budget: Budget,
-    /// Hosts that got a place in the budget, in emission order.
-    admitted: Mutex<HashMap<String, bool>>,
-    /// Lookups started, by prefetch (ahead, capped at the budget) or at emission.
-    started: AtomicUsize,
-    cells: Mutex<HashMap<String, LookupCell>>,
-}
-
-/// One host's lookup, shared by whoever asks for the host while it is under way.
-type LookupCell = Arc<OnceCell<Option<Arc<HostFacts>>>>;
-
-impl GraphEnricher {
-    pub fn new(client: Arc<GraphClient>, base: String, options: EnrichOptions) -> Self {
-        GraphEnricher {
-            client,
-            base,
-            options,
-            capture: None,
-            gate: None,
-            budget: Budget::new(options.max_hosts),
-            admitted: Mutex::new(HashMap::new()),
-            started: AtomicUsize::new(0),
-            cells: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The lookup cell of `key`, started if it was not yet.
-    fn start(self: &Arc<Self>, key: &str) -> Arc<OnceCell<Option<Arc<HostFacts>>>> {
-        let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(cell) = cells.get(key) {
-            return cell.clone();
-        }
-        self.started.fetch_add(1, Ordering::Relaxed);
-        let cell = Arc::new(OnceCell::new());
-        cells.insert(key.to_owned(), cell.clone());
-        let (enricher, key, spawned) = (self.clone(), key.to_owned(), cell.clone());
-        tokio::spawn(async move {
-            spawned.get_or_init(|| enricher.lookup(&key)).await;
-        });
-        cell
-    }
-
-    /// Looks up only the hosts of indicators `gate` wants.
-    pub fn gated(mut self, gate: Option<EnrichGate>) -> Self {
-        self.gate = gate;
-        self
-    }
-
-    pub fn options(&self) -> EnrichOptions {
-        self.options
-    }
-
-    /// Also writes every host and reputation record fetched to the dump being captured.
-    pub fn capturing(mut self, capture: Capture) -> Self {
-        self.capture = Some(capture);
-        self
-    }
-
-    /// Starts the lookup of every new host of a page ahead of its emission, while fewer lookups
-    /// than the budget have started (a host prefetched but later found over the budget costs a
-    /// request but is not used).
-    pub fn prefetch(self: &Arc<Self>, indicators: &[Value]) {
-        let wanted = |raw: &&Value| match &self.gate {
-            None => true,
-            Some(gate) => ProfileIndicator::from_json((*raw).clone())
-                .is_ok_and(|indicator| gate.wants(&indicator)),
-        };
-        for key in indicators.iter().filter(wanted).filter_map(raw_host_key) {
-            if self.started.load(Ordering::Relaxed) >= self.budget.max {
-                return;
-            }
-            self.start(&key);
-        }
-    }
-
-    /// The facts of an indicator's host, when the host is within the budget in emission order.
-    pub async fn enrich(self: &Arc<Self>, record: &mut SourceRecord) {
-        let Some((key, host)) = host_slot(record, &self.gate) else {
-            return;
-        };
-        let admitted = {
-            let mut admitted = self.admitted.lock().unwrap_or_else(|e| e.into_inner());
-            match admitted.get(&key) {
-                Some(known) => *known,
-                None => {
-                    let within = self.budget.take();
-                    admitted.insert(key.clone(), within);
-                    within
-                }
-            }
-        };
-        if admitted {
-            let cell = self.start(&key);
-            *host = cell.get_or_init(|| self.lookup(&key)).await.clone();
-        }
-    }
-
-    async fn lookup(&self, key: &str) -> Option<Arc<HostFacts>> {
-        let url = format!("{}/hosts/{}", self.base, pct(key));
-        let facts = if self.options.hosts {
-            self.fetch(&url, key, "hosts")
-                .await
-                .and_then(|v| HostFacts::from_host_json(key, &v))
-        } else {
-            None
-        };
-        let reputation = if self.options.reputation {
-            self.fetch(&format!("{url}/reputation"), key, "reputation")
-                .await
-                .and_then(|v| Reputation::from_json(&v))
-        } else {
-            None
-        };
-        combine(key, facts, reputation)
-    }
-
-    async fn fetch(&self, url: &str, key: &str, folder: &'static str) -> Option<Value> {
-        match self.client.get_json(url).await {
-            Ok(value) => {
-                if let Err(error) =
-                    capture_with(&self.capture, |dump| dump.host_record(folder, key, &value))
-                {
-                    tracing::error!("{error}");
-                }
-                Some(value)
-            }
-            Err(GraphError::NotFound { .. }) => None,
-            Err(error) => {
-                tracing::warn!(
-                    host = key,
-                    "enrichment lookup failed, indicator exported without it: {error}"
-                );
-                None
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,17 +200,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn host_keys_are_normalized_and_only_for_hosts() {
-        assert_eq!(
-            host_key("hostname", "EVIL.Example.com."),
-            Some("evil.example.com".into())
-        );
-        assert_eq!(
-            host_key("ipaddress", "2001:DB8::1"),
-            Some("2001:db8::1".into())
-        );
-        assert_eq!(host_key("ipaddress", "203.0.113.0/24"), None);
-        assert_eq!(host_key("sslcertificate", "abc"), None);
+    fn the_host_key_of_a_raw_indicator_is_its_artifact_s() {
         assert_eq!(
             raw_host_key(
                 &json!({"artifact": {"@odata.type": "#microsoft.graph.security.hostName", "id": "A.example"}})

@@ -9,13 +9,16 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)
 )]
 
-pub mod collection;
-pub mod dump;
-pub mod dump_writer;
-pub mod enrich;
+mod collection;
+mod dump;
+mod dump_writer;
+mod enrich;
 pub mod graph;
-pub mod records;
-pub mod source;
+mod records;
+mod source;
 
 pub use dump::{DumpSource, SourceError};
-pub use source::{Captured, RunError, Source};
+pub use enrich::{EnrichGate, EnrichOptions};
+pub use graph::config::{DEFAULT_AUTHORITY_URL, DEFAULT_GRAPH_URL};
+pub use graph::{Credentials, GraphConfig, GraphError};
+pub use source::{Captured, RunError, Source, SourceReport};

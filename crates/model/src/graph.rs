@@ -6,6 +6,8 @@
 //! `@odata.type` with or without `#` and in any case. Parsing goes through `serde_json::Value` so
 //! that one odd field gives a precise error for one record instead of failing a whole page.
 
+use std::net::IpAddr;
+
 use serde_json::{Map, Value};
 use thiserror::Error;
 
@@ -120,6 +122,29 @@ pub struct Artifact {
     pub kind: Option<String>,
     /// `unclassifiedArtifact.value`.
     pub value: Option<String>,
+}
+
+impl Artifact {
+    /// The host this artifact names, as [`host_key`] normalizes it.
+    pub fn host_key(&self) -> Option<String> {
+        host_key(&self.type_name, self.id.as_deref()?)
+    }
+}
+
+/// The host an artifact of type `type_name` (as [`odata_type_name`] gives it) and id names,
+/// normalized so that `EVIL.example.com.` and `evil.example.com` share one enrichment lookup;
+/// `None` for artifacts that are not a single host (ranges, hashes, …).
+pub fn host_key(type_name: &str, id: &str) -> Option<String> {
+    let id = id.trim();
+    match type_name {
+        "hostname" | "ipaddress" | "host" if !id.is_empty() && !id.contains('/') => {
+            Some(match id.parse::<IpAddr>() {
+                Ok(address) => address.to_string(),
+                Err(_) => id.trim_end_matches('.').to_lowercase(),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// `intelligenceProfileIndicator`.
@@ -356,6 +381,21 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    #[test]
+    fn host_keys_are_normalized_and_only_for_hosts() {
+        assert_eq!(
+            host_key("hostname", "EVIL.Example.com."),
+            Some("evil.example.com".into())
+        );
+        assert_eq!(
+            host_key("ipaddress", "2001:DB8::1"),
+            Some("2001:db8::1".into())
+        );
+        assert_eq!(host_key("ipaddress", "203.0.113.0/24"), None);
+        assert_eq!(host_key("host", " "), None);
+        assert_eq!(host_key("sslcertificate", "abc"), None);
+    }
 
     #[test]
     fn parses_the_documented_profile() {

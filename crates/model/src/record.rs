@@ -22,7 +22,7 @@ pub enum SourceRecord {
     Rejected(Rejection),
     /// A profile the source left out because of `--kind`/`--profile`, without reading its
     /// indicators; counted in the run summary.
-    Filtered(crate::selection::Filtered),
+    Filtered(Filtered),
 }
 
 /// What kind of record a rejection or skip is about.
@@ -34,6 +34,54 @@ pub enum RecordKind {
     /// A line or file that could not even be read as a record.
     Line,
     File,
+}
+
+/// The filter that left a record out, named after its option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FilterKind {
+    /// `--profile <id>`
+    Profile,
+    /// `--kind actor|tool`
+    Kind,
+    /// `--source microsoft|osint|public`
+    Source,
+    /// `--artifact-type <type>`
+    ArtifactType,
+    /// `--seen-since <date>`
+    SeenSince,
+    /// `--min-reputation <score>`
+    MinReputation,
+}
+
+impl FilterKind {
+    pub const ALL: [FilterKind; 6] = [
+        FilterKind::Profile,
+        FilterKind::Kind,
+        FilterKind::Source,
+        FilterKind::ArtifactType,
+        FilterKind::SeenSince,
+        FilterKind::MinReputation,
+    ];
+
+    /// The option's name without dashes, as the run summary reports it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FilterKind::Profile => "profile",
+            FilterKind::Kind => "kind",
+            FilterKind::Source => "source",
+            FilterKind::ArtifactType => "artifact-type",
+            FilterKind::SeenSince => "seen-since",
+            FilterKind::MinReputation => "min-reputation",
+        }
+    }
+}
+
+/// A record a filter left out: counted in the run summary, neither exported nor an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Filtered {
+    pub id: String,
+    pub record: RecordKind,
+    pub by: FilterKind,
 }
 
 /// A record that was not exported, with its id and the reason.
@@ -51,6 +99,9 @@ pub struct Rejection {
 #[derive(Clone, Debug)]
 pub struct Emitted {
     pub object: EncodedObject,
+    /// In the mapping's records: the run meets the object here for the first time. In the record
+    /// a sink is given (the state store's `View` of it): that sink is to write the object; the
+    /// others are context.
     pub first: bool,
     /// Where this version of the object stands in the state store (`--state`); all zero without
     /// one, when every run delivers everything.

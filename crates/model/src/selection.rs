@@ -1,63 +1,15 @@
 //! What an export takes (`ctiport export` filters): the profile selection (`--kind`,
-//! `--profile`) that sources apply before they read a profile's indicators, and the record of a
-//! filter leaving something out.
+//! `--profile`) that sources apply before they read a profile's indicators.
 //!
 //! The indicator filters (`--source`, `--artifact-type`, `--seen-since`, `--min-reputation`) live
-//! in the transform crate; they share [`FilterKind`] and [`Filtered`] with the sources so that the
-//! run summary counts every record a filter left out, wherever it was left out.
+//! in the transform crate; they share [`FilterKind`] and [`Filtered`] (records, in
+//! [`crate::record`]) with the sources so that the run summary counts every record a filter left
+//! out, wherever it was left out.
 
 use serde_json::Value;
 
 use crate::graph::ProfileKind;
-use crate::record::RecordKind;
-
-/// The filter that left a record out, named after its option.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FilterKind {
-    /// `--profile <id>`
-    Profile,
-    /// `--kind actor|tool`
-    Kind,
-    /// `--source microsoft|osint|public`
-    Source,
-    /// `--artifact-type <type>`
-    ArtifactType,
-    /// `--seen-since <date>`
-    SeenSince,
-    /// `--min-reputation <score>`
-    MinReputation,
-}
-
-impl FilterKind {
-    pub const ALL: [FilterKind; 6] = [
-        FilterKind::Profile,
-        FilterKind::Kind,
-        FilterKind::Source,
-        FilterKind::ArtifactType,
-        FilterKind::SeenSince,
-        FilterKind::MinReputation,
-    ];
-
-    /// The option's name without dashes, as the run summary reports it.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            FilterKind::Profile => "profile",
-            FilterKind::Kind => "kind",
-            FilterKind::Source => "source",
-            FilterKind::ArtifactType => "artifact-type",
-            FilterKind::SeenSince => "seen-since",
-            FilterKind::MinReputation => "min-reputation",
-        }
-    }
-}
-
-/// A record a filter left out: counted in the run summary, neither exported nor an error.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Filtered {
-    pub id: String,
-    pub record: RecordKind,
-    pub by: FilterKind,
-}
+use crate::record::{FilterKind, Filtered, RecordKind};
 
 /// `--kind` and `--profile`: the profiles an export takes. Empty means every profile.
 ///

@@ -245,6 +245,55 @@ impl StixObject {
     }
 }
 
+/// The STIX Cyber-observable types (STIX 2.1 §6).
+const SCO_TYPES: [&str; 18] = [
+    "artifact",
+    "autonomous-system",
+    "directory",
+    "domain-name",
+    "email-addr",
+    "email-message",
+    "file",
+    "ipv4-addr",
+    "ipv6-addr",
+    "mac-addr",
+    "mutex",
+    "network-traffic",
+    "process",
+    "software",
+    "url",
+    "user-account",
+    "windows-registry-key",
+    "x509-certificate",
+];
+
+/// Whether `object_type` is a STIX Cyber-observable: those have no versions (no `created`,
+/// `modified` or `revoked`), since an SCO id names one value for ever.
+pub fn is_sco_type(object_type: &str) -> bool {
+    SCO_TYPES.contains(&object_type)
+}
+
+/// The ids an object refers to, with the property naming each (`created_by_ref`,
+/// `object_marking_refs`, `source_ref`, …): every `*_ref` string and `*_refs` list item.
+pub fn references(map: &Map<String, Value>) -> Vec<(&str, &str)> {
+    let mut found = Vec::new();
+    for (key, value) in map {
+        if key.ends_with("_ref") || key.ends_with("_refs") {
+            match value {
+                Value::String(target) => found.push((key.as_str(), target.as_str())),
+                Value::Array(items) => found.extend(
+                    items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(|target| (key.as_str(), target)),
+                ),
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
 /// A STIX object serialized once, with what sinks need to place it: its id, its type and the ids
 /// it references. Cheap to clone (shared buffers) so that one mapping feeds many sinks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -317,5 +366,24 @@ mod tests {
                 "tool--t"
             ]
         );
+    }
+
+    #[test]
+    fn references_of_encoded_json_are_every_ref_and_refs_item() {
+        let object = serde_json::json!({
+            "type": "note", "created_by_ref": "identity--a", "object_refs": ["tool--t", 3],
+            "external_references": [{"source_name": "x"}], "content": "see indicator--i",
+        });
+        let Value::Object(map) = object else {
+            unreachable!()
+        };
+        assert_eq!(
+            references(&map),
+            [
+                ("created_by_ref", "identity--a"),
+                ("object_refs", "tool--t")
+            ]
+        );
+        assert!(is_sco_type("domain-name") && !is_sco_type("indicator"));
     }
 }

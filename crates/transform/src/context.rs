@@ -1,10 +1,10 @@
 //! What every mapped object shares: the producer identity, the marking, the tables and options.
 
-use ctiport_model::stix::{Header, Identity, StixObject};
+use ctiport_model::stix::{Header, Identity, Relationship, StixObject};
 use ctiport_model::timestamp::Timestamp;
 use serde_json::Value;
 
-use crate::ids::sdo_id;
+use crate::ids::{relationship_id, sdo_id};
 use crate::mappings::Mappings;
 use crate::options::{MappingOptions, TLP_LEVELS};
 
@@ -75,6 +75,24 @@ impl Context {
         header.created_by_ref = Some(self.producer.id().to_owned());
         header.object_marking_refs = vec![self.marking.id().to_owned()];
         header
+    }
+
+    /// A relationship of ctiport's, its id derived from its type and ends.
+    pub fn relationship(
+        &self,
+        relationship_type: &'static str,
+        source: &str,
+        target: &str,
+        created: Timestamp,
+        modified: Timestamp,
+    ) -> StixObject {
+        let id = relationship_id(relationship_type, source, target);
+        StixObject::Relationship(Relationship {
+            header: self.header("relationship", id, created, modified),
+            relationship_type,
+            source_ref: source.to_owned(),
+            target_ref: target.to_owned(),
+        })
     }
 
     /// The objects every output starts with.

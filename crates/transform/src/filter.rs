@@ -22,10 +22,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use ctiport_model::graph::{IndicatorSource, ProfileIndicator, odata_type_name};
+use ctiport_model::graph::{Artifact, IndicatorSource, ProfileIndicator, odata_type_name};
 use ctiport_model::host::HostFacts;
-use ctiport_model::record::{ObservableType, RecordKind, SourceRecord};
-use ctiport_model::selection::{FilterKind, Filtered, ProfileSelection};
+use ctiport_model::record::{FilterKind, Filtered, ObservableType, RecordKind, SourceRecord};
+use ctiport_model::selection::ProfileSelection;
 use ctiport_model::timestamp::Timestamp;
 
 use crate::mappings::Mappings;
@@ -179,17 +179,13 @@ pub fn latest_sighting(indicator: &ProfileIndicator) -> Option<Timestamp> {
 }
 
 /// Whether enrichment looks this indicator's host up: a hostname, ipAddress or host artifact that
-/// names one host (not a range). Mirrors `ctiport_fetch::enrich::host_key`.
+/// names one host (not a range).
 fn is_enrichable_host(indicator: &ProfileIndicator) -> bool {
-    indicator.artifact.as_ref().is_some_and(|artifact| {
-        matches!(
-            artifact.type_name.as_str(),
-            "hostname" | "ipaddress" | "host"
-        ) && artifact
-            .id
-            .as_deref()
-            .is_some_and(|id| !id.trim().is_empty() && !id.contains('/'))
-    })
+    indicator
+        .artifact
+        .as_ref()
+        .and_then(Artifact::host_key)
+        .is_some()
 }
 
 /// The export filters, with the little state they need: the profiles left out (so that their
@@ -325,14 +321,10 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ctiport_model::graph::{Artifact, IntelProfile, ProfileKind};
+    use crate::fixtures::{mappings, profile};
+    use ctiport_model::graph::ProfileKind;
     use ctiport_model::host::Reputation;
     use proptest::prelude::*;
-    use serde_json::json;
-
-    fn mappings() -> Mappings {
-        Mappings::embedded().unwrap()
-    }
 
     fn filter(options: FilterOptions) -> Filter {
         Filter::new(options, &mappings())
@@ -347,12 +339,6 @@ mod tests {
 
     fn ts(text: &str) -> Timestamp {
         Timestamp::parse(text).unwrap()
-    }
-
-    fn profile(id: &str, kind: &str) -> SourceRecord {
-        SourceRecord::Profile(
-            IntelProfile::from_json(json!({"id": id, "kind": kind, "title": id})).unwrap(),
-        )
     }
 
     fn artifact(odata: &str, id: &str) -> Artifact {

@@ -183,17 +183,7 @@ pub fn observable_objects(
         _ => (Timestamp::epoch(), Timestamp::epoch()),
     };
     let relate = |relationship_type: &'static str, source: &str, target: &str| {
-        StixObject::Relationship(Relationship {
-            header: ctx.header(
-                "relationship",
-                relationship_id(relationship_type, source, target),
-                created,
-                modified,
-            ),
-            relationship_type,
-            source_ref: source.to_owned(),
-            target_ref: target.to_owned(),
-        })
+        ctx.relationship(relationship_type, source, target, created, modified)
     };
     let link = relate("based-on", indicator.id(), &id);
     let mut objects = vec![

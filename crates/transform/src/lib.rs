@@ -7,22 +7,26 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)
 )]
 
-pub mod context;
-pub mod filter;
-pub mod ids;
-pub mod indicator;
-pub mod mapper;
-pub mod mappings;
-pub mod observable;
+mod bundle_reader;
+mod context;
+mod filter;
+#[cfg(test)]
+mod fixtures;
+mod ids;
+mod indicator;
+mod mapper;
+mod mappings;
+mod observable;
+// Named by path in the CLI's argument defaults (`options::DEFAULT_PRODUCER`, also at the root).
 pub mod options;
-pub mod pattern;
-pub mod profile;
+mod pattern;
+mod profile;
+pub mod validate;
 
-pub use filter::{Decision, Filter, FilterOptions};
+pub use filter::{ArtifactTypeName, Decision, Filter, FilterOptions, parse_since};
 pub use mapper::{Mapper, Outcome};
 pub use mappings::{MappingError, Mappings};
-pub use options::{ActorAs, MappingOptions};
-pub mod validate;
+pub use options::{ActorAs, DEFAULT_PRODUCER, MappingOptions};
 
 /// An RFC 3339 timestamp in UTC (`Z`), any fractional precision.
 pub(crate) fn timestamp_ok(text: &str) -> bool {

@@ -12,9 +12,9 @@ use ctiport_model::host::HostFacts;
 
 use ctiport_model::graph::{IntelProfile, ProfileIndicator};
 use ctiport_model::record::{
-    Emitted, Mapped, MappedIndicator, MappedProfile, RecordKind, Rejection, SourceRecord, Version,
+    Emitted, Filtered, Mapped, MappedIndicator, MappedProfile, RecordKind, Rejection, SourceRecord,
+    Version,
 };
-use ctiport_model::selection::Filtered;
 use ctiport_model::stix::{EncodedObject, StixObject};
 use ctiport_model::timestamp::Timestamp;
 
@@ -285,42 +285,11 @@ impl Mapper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{indicator, mapped, mappings, profile};
     use serde_json::json;
 
     fn mapper(options: MappingOptions) -> Mapper {
-        Mapper::new(options, Mappings::embedded().unwrap()).unwrap()
-    }
-
-    fn profile(id: &str, kind: &str) -> SourceRecord {
-        SourceRecord::Profile(
-            IntelProfile::from_json(json!({
-                "id": id, "kind": kind, "title": format!("Title {id}"), "firstActiveDateTime": "2020-02-24T00:00:00Z",
-                "aliases": ["A", "a", format!("Title {id}")], "targets": ["Financial Services: Banking"],
-                "countriesOrRegionsOfOrigin": [{"code": "RU", "label": "Russia"}, {"code": "??", "label": "Nowhere"}],
-                "tradecraft": {"content": "Uses\r\nphishing", "format": "markdown"}
-            }))
-            .unwrap(),
-        )
-    }
-
-    fn indicator(
-        profile_id: &str,
-        id: &str,
-        artifact: serde_json::Value,
-        first_seen: &str,
-    ) -> SourceRecord {
-        SourceRecord::Indicator {
-            profile_id: profile_id.into(),
-            indicator: ProfileIndicator::from_json(json!({"id": id, "source": "microsoft", "firstSeenDateTime": first_seen, "artifact": artifact})).unwrap(),
-            host: None,
-        }
-    }
-
-    fn mapped(outcome: Outcome) -> Mapped {
-        match outcome {
-            Outcome::Mapped(m) => m,
-            other => panic!("expected a mapping, got {other:?}"),
-        }
+        Mapper::new(options, mappings()).unwrap()
     }
 
     fn types(m: &Mapped) -> Vec<String> {

@@ -301,6 +301,7 @@ fn email(raw: &str) -> Typed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::mappings;
     use proptest::prelude::*;
 
     fn stub(
@@ -318,7 +319,7 @@ mod tests {
     }
 
     fn value_of(artifact: Artifact) -> Classified {
-        classify(&artifact, &Mappings::embedded().unwrap())
+        classify(&artifact, &mappings())
     }
 
     fn ok(observable: ObservableType, value: &str) -> Classified {

@@ -16,12 +16,12 @@
 
 use ctiport_model::graph::{CountryOrRegion, FormattedContent, IntelProfile, ProfileKind};
 use ctiport_model::stix::{
-    ExternalReference, Identity, Location, Note, ProfileObject, Relationship, Report, StixObject,
+    ExternalReference, Identity, Location, Note, ProfileObject, Report, StixObject,
 };
 use ctiport_model::timestamp::Timestamp;
 
 use crate::context::Context;
-use crate::ids::{relationship_id, sdo_id};
+use crate::ids::sdo_id;
 use crate::options::ActorAs;
 
 /// The `source_name` of external references to MDTI records.
@@ -88,17 +88,7 @@ pub fn map_profile(profile: &IntelProfile, ctx: &Context) -> Result<ProfileObjec
         ids.push(id);
     }
     let relate = |relationship_type: &'static str, source: &str, target: &str| {
-        StixObject::Relationship(Relationship {
-            header: ctx.header(
-                "relationship",
-                relationship_id(relationship_type, source, target),
-                created,
-                created,
-            ),
-            relationship_type,
-            source_ref: source.to_owned(),
-            target_ref: target.to_owned(),
-        })
+        ctx.relationship(relationship_type, source, target, created, created)
     };
     // The object that carries behaviour (indicators, targets): the intrusion-set when there is one.
     let primary = ids[0].clone();

@@ -3,11 +3,17 @@
 //! the oracle in the test suite; this is for users and for CI on machines without it.
 
 use std::collections::HashSet;
+use std::fs::File;
 use std::hash::{Hash, Hasher};
+use std::io::{BufReader, Read};
+use std::path::Path;
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use ctiport_model::stix::{is_sco_type, references};
+
+use crate::bundle_reader::read_bundle;
 use crate::ids::sco_id;
 use crate::pattern::check_pattern;
 
@@ -30,59 +36,11 @@ const SCO_ID_PROPERTIES: [(&str, &[&str]); 7] = [
     ("autonomous-system", &["number"]),
 ];
 
-const SCO_TYPES: [&str; 18] = [
-    "artifact",
-    "autonomous-system",
-    "directory",
-    "domain-name",
-    "email-addr",
-    "email-message",
-    "file",
-    "ipv4-addr",
-    "ipv6-addr",
-    "mac-addr",
-    "mutex",
-    "network-traffic",
-    "process",
-    "software",
-    "url",
-    "user-account",
-    "windows-registry-key",
-    "x509-certificate",
-];
-
-/// Whether `object_type` is a STIX Cyber-observable: those have no versions (no `created`,
-/// `modified` or `revoked`), since an SCO id names one value for ever.
-pub fn is_sco_type(object_type: &str) -> bool {
-    SCO_TYPES.contains(&object_type)
-}
-
-/// The ids an object refers to, with the property naming each (`created_by_ref`,
-/// `object_marking_refs`, `source_ref`, …): every `*_ref` string and `*_refs` list item.
-pub fn references(map: &Map<String, Value>) -> Vec<(&str, &str)> {
-    let mut found = Vec::new();
-    for (key, value) in map {
-        if key.ends_with("_ref") || key.ends_with("_refs") {
-            match value {
-                Value::String(target) => found.push((key.as_str(), target.as_str())),
-                Value::Array(items) => found.extend(
-                    items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(|target| (key.as_str(), target)),
-                ),
-                _ => {}
-            }
-        }
-    }
-    found
-}
-
 /// What the object checks need to know about the whole bundle: which ids it holds, and which
 /// versions appear more than once. Built in a first pass so that a bundle can be checked while
 /// streaming it: memory grows with the number of ids, not with the size of the objects.
 #[derive(Default)]
-pub struct BundleIndex {
+struct BundleIndex {
     ids: HashSet<Box<str>>,
     /// 64-bit hashes of `id|modified`: collisions are negligible at any realistic size.
     versions: HashSet<u64>,
@@ -90,7 +48,7 @@ pub struct BundleIndex {
 }
 
 impl BundleIndex {
-    pub fn add(&mut self, object: &Value) {
+    fn add(&mut self, object: &Value) {
         let id = object
             .get("id")
             .and_then(Value::as_str)
@@ -109,7 +67,7 @@ impl BundleIndex {
     }
 
     /// Problems of the bundle as a whole: versions that appear more than once.
-    pub fn problems(&self) -> Vec<Problem> {
+    fn problems(&self) -> Vec<Problem> {
         self.repeated_versions
             .iter()
             .map(|(id, modified)| Problem {
@@ -121,7 +79,7 @@ impl BundleIndex {
 }
 
 /// Checks the bundle envelope from its scalar members (`type`, `id`, no `spec_version`).
-pub fn check_envelope(envelope: &Map<String, Value>) -> Vec<Problem> {
+fn check_envelope(envelope: &Map<String, Value>) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut report = |message: String| {
         problems.push(Problem {
@@ -144,7 +102,7 @@ pub fn check_envelope(envelope: &Map<String, Value>) -> Vec<Problem> {
 }
 
 /// Checks one object against the rules, resolving its references in `index`.
-pub fn check_object(object: &Value, position: usize, index: &BundleIndex) -> Vec<Problem> {
+fn check_object(object: &Value, position: usize, index: &BundleIndex) -> Vec<Problem> {
     let Some(map) = object.as_object() else {
         return vec![Problem {
             id: format!("objects[{position}]"),
@@ -161,30 +119,29 @@ pub fn check_object(object: &Value, position: usize, index: &BundleIndex) -> Vec
         .collect()
 }
 
-/// Checks a whole bundle held in memory (the streaming form is [`BundleIndex`] +
-/// [`check_envelope`] + [`check_object`]).
-pub fn validate_bundle(bundle: &Value) -> Vec<Problem> {
-    let Some(envelope) = bundle.as_object() else {
-        return vec![Problem {
-            id: "bundle".into(),
-            message: "not a JSON object".into(),
-        }];
-    };
-    let mut problems = check_envelope(envelope);
-    let Some(objects) = envelope.get("objects").and_then(Value::as_array) else {
-        problems.push(Problem {
-            id: "bundle".into(),
-            message: "no objects array".into(),
-        });
-        return problems;
-    };
+/// Checks one bundle file in two streaming passes: the first indexes the ids, the second checks
+/// each object against them. Memory grows with the number of ids, never with the file. An error
+/// is a file that cannot be read as a bundle at all.
+pub fn check_bundle_file(file: &Path) -> Result<Vec<Problem>, String> {
+    check_bundle(|| File::open(file).map(|f| BufReader::with_capacity(256 * 1024, f)))
+}
+
+/// [`check_bundle_file`] of the bundle `open` gives a reader on, once for each pass.
+fn check_bundle<R: Read>(open: impl Fn() -> std::io::Result<R>) -> Result<Vec<Problem>, String> {
+    let unreadable = |e: serde_json::Error| format!("not a readable bundle: {e}");
     let mut index = BundleIndex::default();
-    objects.iter().for_each(|object| index.add(object));
-    for (position, object) in objects.iter().enumerate() {
-        problems.extend(check_object(object, position, &index));
-    }
+    let reader = open().map_err(|e| e.to_string())?;
+    let envelope = read_bundle(reader, &mut |object| index.add(&object)).map_err(unreadable)?;
+    let mut problems = check_envelope(&envelope);
+    let mut position = 0usize;
+    let reader = open().map_err(|e| e.to_string())?;
+    read_bundle(reader, &mut |object| {
+        problems.extend(check_object(&object, position, &index));
+        position += 1;
+    })
+    .map_err(unreadable)?;
     problems.extend(index.problems());
-    problems
+    Ok(problems)
 }
 
 fn id_problem(id: &str, expected_type: &str) -> Option<String> {
@@ -385,18 +342,20 @@ mod tests {
         ]})
     }
 
+    fn check(bundle: &Value) -> Vec<Problem> {
+        let text = bundle.to_string();
+        check_bundle(|| Ok(text.as_bytes())).unwrap()
+    }
+
     fn problems_after(change: impl Fn(&mut Value)) -> Vec<String> {
         let mut bundle = good();
         change(&mut bundle);
-        validate_bundle(&bundle)
-            .into_iter()
-            .map(|p| p.message)
-            .collect()
+        check(&bundle).into_iter().map(|p| p.message).collect()
     }
 
     #[test]
     fn a_good_bundle_has_no_problems() {
-        assert_eq!(validate_bundle(&good()), Vec::new());
+        assert_eq!(check(&good()), Vec::new());
     }
 
     #[test]

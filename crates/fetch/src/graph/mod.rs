@@ -1,12 +1,15 @@
 //! `--from graph`: the live Microsoft Graph Threat Intelligence API.
 
-pub mod auth;
+mod auth;
+mod capture;
+// `client` and `config` stay reachable by path while the CLI names `client::origin_of` (which
+// moves to the shared HTTP piece) and `config::DEFAULT_*_URL` (also at the crate root).
 pub mod client;
 pub mod config;
-pub mod error;
-pub mod throttle;
-pub mod walk;
+mod enricher;
+mod error;
+mod throttle;
+pub(crate) mod walk;
 
 pub use config::{Credentials, GraphConfig};
-pub use ctiport_model::net::Secret;
 pub use error::GraphError;

@@ -7,7 +7,7 @@
 //! `concurrency` profiles are in flight ahead of the one being consumed, so memory stays bounded.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ctiport_model::graph::raw_record_id;
 use ctiport_model::pct::pct;
@@ -16,11 +16,12 @@ use ctiport_model::selection::ProfileSelection;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::capture::{Capture, capture_with};
 use super::client::GraphClient;
 use super::config::GraphConfig;
+use super::enricher::GraphEnricher;
 use super::error::GraphError;
-use crate::dump_writer::DumpWriter;
-use crate::enrich::{EnrichOptions, GraphEnricher};
+use crate::enrich::EnrichOptions;
 use crate::records::{indicator_record, profile_record};
 
 /// Pages of one profile buffered ahead of the consumer.
@@ -46,21 +47,6 @@ pub struct GraphWalk {
     config: Arc<GraphConfig>,
     enricher: Option<Arc<GraphEnricher>>,
     capture: Option<Capture>,
-}
-
-/// The dump being captured (`--to dump:`), shared by the consumer and the enrichment lookups.
-pub type Capture = Arc<Mutex<DumpWriter>>;
-
-/// Writes to the capture, turning an I/O failure into a run failure.
-pub fn capture_with(
-    capture: &Option<Capture>,
-    write: impl FnOnce(&mut DumpWriter) -> std::io::Result<()>,
-) -> Result<(), GraphError> {
-    let Some(capture) = capture else {
-        return Ok(());
-    };
-    let mut writer = capture.lock().unwrap_or_else(|e| e.into_inner());
-    write(&mut writer).map_err(|e| GraphError::Invalid(format!("writing the dump: {e}")))
 }
 
 /// One page of a collection: its records and the link to the next page. A 200 without a

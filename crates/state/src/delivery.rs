@@ -6,12 +6,13 @@
 //! A sink that takes a snapshot (MISP, CSV snapshot) builds its output from the whole current
 //! state, so it receives every record; the counts still say what is new to it.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use ctiport_model::record::{Emitted, Mapped};
-use ctiport_sink::Delivery;
 
-/// What a sink has and wants.
+/// What a sink has and wants: [`Position::default`] without a state store, else
+/// [`Versioner::position`](crate::Versioner::position).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Position {
     /// Without a state store every run delivers everything.
@@ -53,17 +54,55 @@ pub struct DeltaCounts {
     pub unchanged: u64,
 }
 
-/// Decides, record by record, what one sink receives.
+/// A record as one sink sees it. In a view, [`Emitted::first`] says whether this sink is to write
+/// the object, where in the mapping's records it says whether the run met the object for the
+/// first time. A snapshot sink's views are the records as the mapping made them.
+#[derive(Clone, Debug)]
+pub struct View(Arc<Mapped>);
+
+impl View {
+    /// Whether the view holds anything this sink is to write (a profile record may come only as
+    /// context for the indicators after it).
+    pub fn carries_news(&self) -> bool {
+        self.0.objects().iter().any(|e| e.first)
+    }
+}
+
+impl Deref for View {
+    type Target = Mapped;
+
+    fn deref(&self) -> &Mapped {
+        &self.0
+    }
+}
+
+/// Decides, record by record, what one sink receives, and counts it.
 pub struct Selector {
-    pub position: Position,
-    pub delivery: Delivery,
-    pub counts: DeltaCounts,
+    position: Position,
+    /// The sink builds its output from the whole current state (MISP events, CSV snapshots), so
+    /// it receives every record; the counts still say what is new to it.
+    snapshot: bool,
+    counts: DeltaCounts,
 }
 
 impl Selector {
-    /// The record as this sink should see it, or `None` when it has nothing for the sink. In the
-    /// view, `first` marks the objects to write.
-    pub fn view(&mut self, record: &Arc<Mapped>) -> Option<Arc<Mapped>> {
+    /// The selector of a sink at `position`; `snapshot` for a sink that builds its output from the
+    /// whole current state (`ctiport_sink::Delivery::Snapshot`).
+    pub fn new(position: Position, snapshot: bool) -> Self {
+        Selector {
+            position,
+            snapshot,
+            counts: DeltaCounts::default(),
+        }
+    }
+
+    /// What was new, changed, revoked and unchanged for this sink so far.
+    pub fn counts(&self) -> &DeltaCounts {
+        &self.counts
+    }
+
+    /// The record as this sink should see it, or `None` when it has nothing for the sink.
+    pub fn view(&mut self, record: &Arc<Mapped>) -> Option<View> {
         let revocation = matches!(**record, Mapped::Revoked(_));
         let wanted: Vec<bool> = record
             .objects()
@@ -76,8 +115,8 @@ impl Selector {
                 wanted
             })
             .collect();
-        if self.delivery == Delivery::Snapshot {
-            return Some(record.clone());
+        if self.snapshot {
+            return Some(View(record.clone()));
         }
         let any = wanted.iter().any(|w| *w);
         if !any && !matches!(**record, Mapped::Profile(_)) {
@@ -89,19 +128,13 @@ impl Selector {
             .zip(&wanted)
             .all(|(emitted, wanted)| emitted.first == *wanted);
         if unchanged {
-            return Some(record.clone());
+            return Some(View(record.clone()));
         }
         let mut view = (**record).clone();
         for (emitted, wanted) in view.objects_mut().iter_mut().zip(wanted) {
             emitted.first = wanted;
         }
-        Some(Arc::new(view))
-    }
-
-    /// Whether a record holds anything this sink is to write (a profile record may come only as
-    /// context for the indicators after it).
-    pub fn carries_news(view: &Mapped) -> bool {
-        view.objects().iter().any(|e| e.first)
+        Some(View(Arc::new(view)))
     }
 
     /// The preamble objects this sink wants, counted like the rest.
@@ -131,21 +164,8 @@ impl Selector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ctiport_model::record::{Revocation, Version};
-    use ctiport_model::stix::EncodedObject;
-
-    fn emitted(id: &str, run: u32, origin: u32, first: bool) -> Emitted {
-        Emitted {
-            object: EncodedObject {
-                id: id.into(),
-                object_type: id.split("--").next().unwrap().into(),
-                json: format!(r#"{{"id":"{id}"}}"#).into(),
-                references: Vec::new().into(),
-            },
-            first,
-            version: Version { run, origin },
-        }
-    }
+    use crate::fixtures::versioned as emitted;
+    use ctiport_model::record::Revocation;
 
     fn revocation(run: u32) -> Arc<Mapped> {
         Arc::new(Mapped::Revoked(Revocation {
@@ -155,15 +175,12 @@ mod tests {
     }
 
     fn selector(acked: Option<u32>, full: bool) -> Selector {
-        Selector {
-            position: Position {
-                stateful: true,
-                acked,
-                full,
-            },
-            delivery: Delivery::Changes,
-            counts: DeltaCounts::default(),
-        }
+        let position = Position {
+            stateful: true,
+            acked,
+            full,
+        };
+        Selector::new(position, false)
     }
 
     #[test]
@@ -210,13 +227,26 @@ mod tests {
 
     #[test]
     fn without_state_everything_goes() {
-        let mut sink = Selector {
-            position: Position::default(),
-            delivery: Delivery::Changes,
-            counts: DeltaCounts::default(),
-        };
+        let mut sink = Selector::new(Position::default(), false);
         let record = revocation(0);
-        assert!(Arc::ptr_eq(&sink.view(&record).unwrap(), &record));
+        assert!(Arc::ptr_eq(&sink.view(&record).unwrap().0, &record));
         assert_eq!(sink.counts.revoked, 1);
+    }
+
+    #[test]
+    fn a_snapshot_sink_gets_every_record_as_the_mapping_made_it() {
+        let position = Position {
+            stateful: true,
+            acked: Some(3),
+            full: false,
+        };
+        let mut sink = Selector::new(position, true);
+        let record = Arc::new(Mapped::Revoked(Revocation {
+            object: emitted("indicator--a", 2, 1, true),
+            membership: None,
+        }));
+        let view = sink.view(&record).unwrap();
+        assert!(Arc::ptr_eq(&view.0, &record) && view.carries_news());
+        assert_eq!(sink.counts().unchanged, 1);
     }
 }

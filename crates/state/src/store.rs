@@ -10,6 +10,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
+use crate::error::StateError;
+
 /// Bumped when the tables change; an older file is refused rather than misread.
 const SCHEMA_VERSION: &str = "1";
 
@@ -212,7 +214,10 @@ pub struct Revocable {
     pub membership: Option<(String, String, String, String)>,
 }
 
+/// The state file, open for one run at a time.
 pub struct Store {
+    /// The file, as messages name it.
+    file: String,
     conn: Connection,
     writes: usize,
     in_transaction: bool,
@@ -244,7 +249,13 @@ fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
 }
 
 impl Store {
-    pub fn open(path: &Path) -> Result<Store, String> {
+    /// Opens the state file, creating it when missing; a second run on the same file stops here
+    /// with a clear message.
+    pub fn open(path: &Path) -> Result<Store, StateError> {
+        Ok(Store::open_file(path)?)
+    }
+
+    fn open_file(path: &Path) -> Result<Store, String> {
         let describe = |e: String| format!("state file {}: {e}", path.display());
         let conn = Connection::open(path).map_err(|e| describe(sql_error(e)))?;
         conn.busy_timeout(std::time::Duration::from_secs(2))
@@ -305,6 +316,7 @@ impl Store {
         conn.execute_batch("COMMIT")
             .map_err(|e| describe(sql_error(e)))?;
         Ok(Store {
+            file: path.display().to_string(),
             conn,
             writes: 0,
             in_transaction: false,
@@ -317,13 +329,19 @@ impl Store {
         })
     }
 
+    /// The file, as messages name it.
+    pub(crate) fn file(&self) -> &str {
+        &self.file
+    }
+
     /// Whether the store had no object when it was opened.
-    pub fn was_empty(&self) -> bool {
+    pub(crate) fn was_empty(&self) -> bool {
         self.was_empty
     }
 
-    /// Starts a run; runs a killed process left open are marked interrupted.
-    pub fn begin_run(&mut self, started: &str) -> Result<u32, String> {
+    /// Records a new run as running; returns its number. Runs a killed process left open are
+    /// marked interrupted.
+    pub(crate) fn begin_run(&mut self, started: &str) -> Result<u32, String> {
         self.conn
             .execute(
                 "UPDATE runs SET status = 'interrupted' WHERE status = 'running'",
@@ -339,7 +357,12 @@ impl Store {
         u32::try_from(self.conn.last_insert_rowid()).map_err(|e| e.to_string())
     }
 
-    pub fn finish_run(&mut self, run: u32, finished: &str, status: &str) -> Result<(), String> {
+    pub(crate) fn finish_run(
+        &mut self,
+        run: u32,
+        finished: &str,
+        status: &str,
+    ) -> Result<(), String> {
         self.commit()?;
         self.conn
             .execute(
@@ -351,7 +374,7 @@ impl Store {
     }
 
     /// The run each named sink last acknowledged; `None` for a sink never acknowledged.
-    pub fn acked_run(&self, sink: &str) -> Result<Option<u32>, String> {
+    pub(crate) fn acked_run(&self, sink: &str) -> Result<Option<u32>, String> {
         self.conn
             .query_row("SELECT acked_run FROM sinks WHERE name = ?1", [sink], |r| {
                 r.get(0)
@@ -361,7 +384,7 @@ impl Store {
     }
 
     /// Records that `sink` holds everything up to `run`.
-    pub fn acknowledge(&mut self, sink: &str, run: u32, at: &str) -> Result<(), String> {
+    pub(crate) fn acknowledge(&mut self, sink: &str, run: u32, at: &str) -> Result<(), String> {
         self.commit()?;
         self.conn
             .execute(
@@ -383,14 +406,14 @@ impl Store {
     }
 
     /// Commits when enough writes have gathered.
-    pub fn maybe_commit(&mut self) -> Result<(), String> {
+    pub(crate) fn maybe_commit(&mut self) -> Result<(), String> {
         if self.writes >= WRITES_PER_TRANSACTION {
             self.commit()?;
         }
         Ok(())
     }
 
-    pub fn commit(&mut self) -> Result<(), String> {
+    pub(crate) fn commit(&mut self) -> Result<(), String> {
         if self.in_transaction {
             self.conn.execute_batch("COMMIT").map_err(sql_error)?;
             self.in_transaction = false;
@@ -399,7 +422,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn lookup(&self, id: &str) -> Result<Option<Stored>, String> {
+    pub(crate) fn lookup(&self, id: &str) -> Result<Option<Stored>, String> {
         self.stored_where("id", id)
     }
 
@@ -428,12 +451,12 @@ impl Store {
     }
 
     /// Whether the object in row `key` is current (stored and not revoked).
-    pub fn current(&self, key: Key) -> Result<bool, String> {
+    pub(crate) fn current(&self, key: Key) -> Result<bool, String> {
         Ok(self.lookup_key(key)?.is_some_and(|s| !s.revoked))
     }
 
     /// The emitted version of an object that has versions.
-    pub fn json(&self, key: Key) -> Result<Option<String>, String> {
+    pub(crate) fn json(&self, key: Key) -> Result<Option<String>, String> {
         let mut statement = self
             .conn
             .prepare_cached("SELECT json FROM versions WHERE object = ?1")
@@ -449,32 +472,18 @@ impl Store {
 
     /// Stores a version: in the row `key` of an object the store has, as a new row otherwise.
     /// Returns the object's key.
-    pub fn put(&mut self, key: Option<Key>, row: &Row<'_>) -> Result<Key, String> {
+    pub(crate) fn put(&mut self, key: Option<Key>, row: &Row<'_>) -> Result<Key, String> {
         let Some(key) = key else {
             return self
                 .insert(row)?
                 .ok_or_else(|| format!("{} is stored already", row.id));
         };
-        self.write_started()?;
-        let mut statement = self
-            .conn
-            .prepare_cached(
-                "UPDATE objects SET hash = ?2, revoked = ?3, version_run = ?4,
-                 origin_run = ?5, owner = ?6, restamped = ?7 WHERE object = ?1",
-            )
-            .map_err(sql_error)?;
-        statement
-            .execute(params![
-                key,
-                row.hash,
-                row.revoked,
-                row.version_run,
-                row.origin_run,
-                row.owner,
-                row.restamped
-            ])
-            .map_err(sql_error)?;
-        drop(statement);
+        self.write_row(
+            "UPDATE objects SET hash = ?2, revoked = ?3, version_run = ?4,
+             origin_run = ?5, owner = ?6, restamped = ?7 WHERE object = ?1",
+            key,
+            row,
+        )?;
         if let Some(json) = row.json {
             self.put_json(key, json)?;
         }
@@ -483,27 +492,13 @@ impl Store {
 
     /// Stores the first version of an object unless the store has it; returns its key when it
     /// was stored. One probe of the index on `id` where a lookup and an insert take two.
-    pub fn insert(&mut self, row: &Row<'_>) -> Result<Option<Key>, String> {
-        self.write_started()?;
-        let mut statement = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO objects (id, hash, revoked, version_run, origin_run, owner, restamped)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO NOTHING",
-            )
-            .map_err(sql_error)?;
-        let inserted = statement
-            .execute(params![
-                row.id,
-                row.hash,
-                row.revoked,
-                row.version_run,
-                row.origin_run,
-                row.owner,
-                row.restamped
-            ])
-            .map_err(sql_error)?;
-        drop(statement);
+    pub(crate) fn insert(&mut self, row: &Row<'_>) -> Result<Option<Key>, String> {
+        let inserted = self.write_row(
+            "INSERT INTO objects (id, hash, revoked, version_run, origin_run, owner, restamped)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO NOTHING",
+            row.id,
+            row,
+        )?;
         if inserted == 0 {
             return Ok(None);
         }
@@ -519,6 +514,29 @@ impl Store {
                 .map_err(sql_error)?;
         }
         Ok(Some(key))
+    }
+
+    /// Runs `sql` on an `objects` row: `?1` is `first` (its key or its id), `?2` to `?7` the
+    /// row's columns. Returns the number of rows written.
+    fn write_row(
+        &mut self,
+        sql: &'static str,
+        first: impl rusqlite::ToSql,
+        row: &Row<'_>,
+    ) -> Result<usize, String> {
+        self.write_started()?;
+        let mut statement = self.conn.prepare_cached(sql).map_err(sql_error)?;
+        statement
+            .execute(params![
+                first,
+                row.hash,
+                row.revoked,
+                row.version_run,
+                row.origin_run,
+                row.owner,
+                row.restamped
+            ])
+            .map_err(sql_error)
     }
 
     /// Replaces the emitted version of an object the store has.
@@ -537,7 +555,7 @@ impl Store {
     }
 
     /// The key of a profile, stored on first use (not yet listed: `seen_run` stays NULL).
-    pub fn profile_key(&mut self, profile_id: &str) -> Result<i64, String> {
+    pub(crate) fn profile_key(&mut self, profile_id: &str) -> Result<i64, String> {
         if let Some(key) = self.profile_keys.get(profile_id) {
             return Ok(*key);
         }
@@ -560,7 +578,7 @@ impl Store {
 
     /// Records that the `indicates` relationship in row `relationship` ties the indicator in row
     /// `indicator` to the relationship's owner.
-    pub fn remember_membership(
+    pub(crate) fn remember_membership(
         &mut self,
         relationship: Key,
         indicator: Key,
@@ -582,7 +600,7 @@ impl Store {
     }
 
     /// Records that `run` listed the profile; returns its key.
-    pub fn profile_listed(&mut self, profile_id: &str, run: u32) -> Result<i64, String> {
+    pub(crate) fn profile_listed(&mut self, profile_id: &str, run: u32) -> Result<i64, String> {
         let key = self.profile_key(profile_id)?;
         self.write_started()?;
         let mut statement = self
@@ -594,7 +612,7 @@ impl Store {
     }
 
     /// Profiles listed before and not in `run`, by key.
-    pub fn unlisted_profiles(&self, run: u32) -> Result<Vec<i64>, String> {
+    pub(crate) fn unlisted_profiles(&self, run: u32) -> Result<Vec<i64>, String> {
         let mut statement = self
             .conn
             .prepare_cached("SELECT profile FROM profiles WHERE seen_run < ?1 ORDER BY profile_id")
@@ -606,7 +624,7 @@ impl Store {
     }
 
     /// The current (not revoked) objects a profile's listing carries: key and id, in id order.
-    pub fn owned(&self, owner: i64) -> Result<Vec<(Key, String)>, String> {
+    pub(crate) fn owned(&self, owner: i64) -> Result<Vec<(Key, String)>, String> {
         let mut statement = self
             .conn
             .prepare_cached(
@@ -620,7 +638,7 @@ impl Store {
     }
 
     /// The indicator an `indicates` relationship ties to its profile, if it is one.
-    pub fn membership_indicator(&self, relationship: Key) -> Result<Option<Key>, String> {
+    pub(crate) fn membership_indicator(&self, relationship: Key) -> Result<Option<Key>, String> {
         let mut statement = self
             .conn
             .prepare_cached("SELECT indicator FROM memberships WHERE relationship = ?1")
@@ -632,7 +650,7 @@ impl Store {
     }
 
     /// Whether some profile still lists the indicator (an `indicates` that is not revoked).
-    pub fn still_listed(&self, indicator: Key) -> Result<bool, String> {
+    pub(crate) fn still_listed(&self, indicator: Key) -> Result<bool, String> {
         let mut statement = self
             .conn
             .prepare_cached(
@@ -646,7 +664,7 @@ impl Store {
     }
 
     /// Marks an object revoked, with the revoked version as emitted.
-    pub fn revoke(&mut self, key: Key, json: &str, run: u32) -> Result<(), String> {
+    pub(crate) fn revoke(&mut self, key: Key, json: &str, run: u32) -> Result<(), String> {
         self.write_started()?;
         let mut statement = self
             .conn
@@ -661,7 +679,7 @@ impl Store {
 
     /// Whether a current revocable object has a version made after run `after` and before
     /// `run`: a run that did not list everything may not have carried it.
-    pub fn versions_between(&self, after: Option<u32>, run: u32) -> Result<bool, String> {
+    pub(crate) fn versions_between(&self, after: Option<u32>, run: u32) -> Result<bool, String> {
         self.conn
             .query_row(
                 "SELECT EXISTS(SELECT 1 FROM objects
@@ -675,7 +693,7 @@ impl Store {
 
     /// Revoked versions made after run `after`, in the order they were made, handed to `each`
     /// one at a time so that memory holds one of them.
-    pub fn revocations_after(
+    pub(crate) fn revocations_after(
         &self,
         after: u32,
         mut each: impl FnMut(Revocable) -> Result<(), String>,
@@ -780,7 +798,7 @@ mod tests {
             )
             .unwrap();
         drop(connection);
-        let error = Store::open(&path).err().unwrap();
+        let error = Store::open(&path).err().unwrap().to_string();
         assert!(error.contains("earlier build"), "{error}");
     }
 }

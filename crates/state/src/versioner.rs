@@ -13,12 +13,15 @@ use std::sync::Arc;
 use ctiport_model::record::{
     Emitted, Mapped, Membership, ObservableType, RecordKind, Revocation, Version,
 };
-use ctiport_model::stix::EncodedObject;
-use ctiport_transform::validate::{self, is_sco_type};
+use ctiport_model::stix::{self, EncodedObject, is_sco_type};
+use ctiport_model::timestamp::Timestamp;
 use sha2::{Digest as _, Sha256};
 
-use super::restamp::{self, Stamp};
-use super::store::{Key, Row, Store};
+use crate::crash::{CrashPoint, MAPPING_CRASH_PROFILES, crash_point};
+use crate::delivery::Position;
+use crate::error::StateError;
+use crate::restamp::{self, Stamp};
+use crate::store::{Key, Row, Store};
 
 /// What the versioner did in this run, for the summary.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -61,6 +64,8 @@ struct OpenProfile {
     listed: HashSet<Arc<str>>,
 }
 
+/// One run of the store: versions what the mapping emits, revokes what the source stopped
+/// listing, and records what each sink acknowledged. Made by [`Versioner::begin_run`].
 pub struct Versioner {
     store: Store,
     run: u32,
@@ -75,7 +80,9 @@ pub struct Versioner {
     incomplete_profiles: u64,
     /// The source failed: what it did not reach was not looked at.
     source_failed: bool,
-    pub counts: VersionCounts,
+    /// Profile records versioned so far (for [`CrashPoint::Mapping`]).
+    profiles_versioned: u64,
+    counts: VersionCounts,
 }
 
 fn digest(json: &str) -> Vec<u8> {
@@ -91,7 +98,19 @@ fn owned_by_profile(object_type: &str) -> bool {
 }
 
 impl Versioner {
-    pub fn new(store: Store, run: u32, coverage: Coverage) -> Self {
+    /// Begins a run on `store` at `started`, which may revoke what `coverage` allows.
+    pub fn begin_run(
+        mut store: Store,
+        started: &Timestamp,
+        coverage: Coverage,
+    ) -> Result<Versioner, StateError> {
+        let run = store
+            .begin_run(&started.to_string())
+            .map_err(|e| format!("state file {}: {e}", store.file()))?;
+        Ok(Versioner::new(store, run, coverage))
+    }
+
+    fn new(store: Store, run: u32, coverage: Coverage) -> Self {
         Versioner {
             fresh: store.was_empty(),
             store,
@@ -101,33 +120,36 @@ impl Versioner {
             listing_incomplete: false,
             incomplete_profiles: 0,
             source_failed: false,
+            profiles_versioned: 0,
             counts: VersionCounts::default(),
         }
     }
 
+    /// The run's number in the store.
     pub fn run(&self) -> u32 {
         self.run
     }
 
-    /// The last run `sink` acknowledged.
-    pub fn acked_run(&self, sink: &str) -> Result<Option<u32>, String> {
-        self.store.acked_run(sink)
+    /// What the run did to the versions so far.
+    pub fn counts(&self) -> &VersionCounts {
+        &self.counts
     }
 
-    /// [`super::crash_point`] after committing what is pending, so that the crash leaves part of
-    /// the run's versions in the store.
-    pub fn crash_point_committed(&mut self, point: &str) {
-        if super::crash_requested(point) {
-            let _ = self.store.commit();
-            super::crash_point(point);
-        }
+    /// Where the sink named `sink` stands: the last run it acknowledged. `full` (`--full`) asks
+    /// for the current state again.
+    pub fn position(&self, sink: &str, full: bool) -> Result<Position, StateError> {
+        Ok(Position {
+            stateful: true,
+            acked: self.store.acked_run(sink)?,
+            full,
+        })
     }
 
     /// Versions the objects every output starts with.
     pub fn version_preamble(
         &mut self,
         preamble: Vec<EncodedObject>,
-    ) -> Result<Vec<Emitted>, String> {
+    ) -> Result<Vec<Emitted>, StateError> {
         preamble
             .into_iter()
             .map(|object| {
@@ -142,8 +164,9 @@ impl Versioner {
             .collect()
     }
 
-    /// Versions one mapped record in place.
-    pub fn version(&mut self, mapped: &mut Mapped) -> Result<(), String> {
+    /// Versions one mapped record in place: every object gets its version, and a repeat or an
+    /// unchanged object the JSON of its stored version.
+    pub fn version(&mut self, mapped: &mut Mapped) -> Result<(), StateError> {
         match mapped {
             Mapped::Profile(profile) => {
                 self.close_profile()?;
@@ -201,14 +224,24 @@ impl Versioner {
             }
             Mapped::Revoked(_) => {}
         }
-        self.store.maybe_commit()
+        self.store.maybe_commit()?;
+        if let Mapped::Profile(_) = mapped {
+            self.profiles_versioned += 1;
+            if self.profiles_versioned == MAPPING_CRASH_PROFILES && CrashPoint::Mapping.requested()
+            {
+                // Committed first, so that the crash leaves part of the run's versions stored.
+                let _ = self.store.commit();
+                crash_point(CrashPoint::Mapping);
+            }
+        }
+        Ok(())
     }
 
     /// A record the run could not map. An indicator record was read, and its value is not a
     /// usable indicator any more: what it was before is revoked like anything no longer listed.
     /// A profile, or a line or file that could not be read at all, may have been anything: the
     /// listing around it is incomplete, and nothing it might have held is revoked.
-    pub fn rejected(&mut self, kind: RecordKind) -> Result<(), String> {
+    pub fn rejected(&mut self, kind: RecordKind) -> Result<(), StateError> {
         match kind {
             RecordKind::Indicator => {}
             RecordKind::Profile => {
@@ -402,7 +435,7 @@ impl Versioner {
 
     /// The source finished. With a complete listing, profiles it no longer lists (and the
     /// indicators only they listed) are revoked; returns why any revocation was held back.
-    pub fn finish(&mut self, source_complete: bool) -> Result<Held, String> {
+    pub fn finish_listing(&mut self, source_complete: bool) -> Result<Held, StateError> {
         let mut held = Vec::new();
         if !source_complete {
             self.source_failed = true;
@@ -446,7 +479,7 @@ impl Versioner {
     /// Whether this run listed everything the store holds: no filter, no selection, nothing
     /// unreadable, a source that finished. Only then has a sink that took this run's stream
     /// every version, including those of interrupted runs before it.
-    pub fn listed_everything(&self) -> bool {
+    fn listed_everything(&self) -> bool {
         !(self.source_failed
             || self.coverage.indicators_filtered
             || self.coverage.profiles_selected
@@ -455,21 +488,21 @@ impl Versioner {
     }
 
     /// Whether a sink that acknowledged `after` may lack versions this run did not carry.
-    pub fn may_lack_versions(&self, after: Option<u32>) -> Result<bool, String> {
+    pub fn may_lack_versions(&self, after: Option<u32>) -> Result<bool, StateError> {
         if self.listed_everything() {
             return Ok(false);
         }
-        self.store.versions_between(after, self.run)
+        Ok(self.store.versions_between(after, self.run)?)
     }
 
     /// Revocations made after run `after` (this run's and those a lagging sink has not
-    /// acknowledged), one record each.
+    /// acknowledged), one record each, in the order they were made.
     pub fn revocations_after(
         &self,
         after: u32,
-        mut each: impl FnMut(Mapped) -> Result<(), String>,
-    ) -> Result<(), String> {
-        self.store.revocations_after(after, |revocable| {
+        mut each: impl FnMut(Mapped),
+    ) -> Result<(), StateError> {
+        Ok(self.store.revocations_after(after, |revocable| {
             let membership = revocable.membership.and_then(
                 |(profile_id, indicator_stix_id, observable_type, value)| {
                     Some(Membership {
@@ -501,19 +534,31 @@ impl Versioner {
                     },
                 },
                 membership,
-            }))
-        })
+            }));
+            Ok(())
+        })?)
     }
 
-    pub fn into_store(self) -> Store {
-        self.store
+    /// Records that `sink` holds every version up to this run (it committed this run's output).
+    pub fn acknowledge(&mut self, sink: &str, at: &Timestamp) -> Result<(), StateError> {
+        Ok(self.store.acknowledge(sink, self.run, &at.to_string())?)
+    }
+
+    /// Ends the run in the store: `finished`, or `failed` when the source did not complete.
+    pub fn finish_run(mut self, at: &Timestamp, source_complete: bool) -> Result<(), StateError> {
+        let status = if source_complete {
+            "finished"
+        } else {
+            "failed"
+        };
+        Ok(self.store.finish_run(self.run, &at.to_string(), status)?)
     }
 }
 
 /// The ids a stored object refers to, which a chunked writer needs to place it.
 fn references(json: &str) -> Vec<String> {
     match serde_json::from_str(json) {
-        Ok(serde_json::Value::Object(properties)) => validate::references(&properties)
+        Ok(serde_json::Value::Object(properties)) => stix::references(&properties)
             .into_iter()
             .map(|(_, target)| target.to_owned())
             .collect(),
@@ -524,32 +569,27 @@ fn references(json: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ctiport_model::timestamp::Timestamp;
+    use crate::fixtures::{self, CREATED, indicator, profile};
     use proptest::prelude::*;
+    use serde_json::json;
 
     const ID: &str = "note--4b6b6a1c-6f0e-5d3c-9a55-3f3c4c9f8f10";
 
     fn note(content: &str, modified: Timestamp) -> EncodedObject {
-        let json = serde_json::json!({
-            "type": "note", "spec_version": "2.1", "id": ID,
-            "created": "2020-01-01T00:00:00.000Z", "modified": modified,
-            "content": content,
-        });
-        EncodedObject {
-            id: ID.into(),
-            object_type: "note".into(),
-            json: json.to_string().into(),
-            references: Vec::new().into(),
-        }
+        fixtures::object(ID, &modified.to_string(), json!({"content": content}))
+    }
+
+    fn started() -> Timestamp {
+        Timestamp::parse("2026-01-01T00:00:00Z").unwrap()
     }
 
     /// One run of the store over one object; returns the emitted version.
     fn run_once(path: &std::path::Path, object: EncodedObject) -> Emitted {
-        let mut store = Store::open(path).unwrap();
-        let run = store.begin_run("2026-01-01T00:00:00.000Z").unwrap();
-        let mut versioner = Versioner::new(store, run, Coverage::default());
+        let mut versioner =
+            Versioner::begin_run(Store::open(path).unwrap(), &started(), Coverage::default())
+                .unwrap();
         let emitted = versioner.version_preamble(vec![object]).unwrap().remove(0);
-        versioner.finish(true).unwrap();
+        versioner.finish_listing(true).unwrap();
         emitted
     }
 
@@ -596,10 +636,9 @@ mod tests {
     fn an_object_met_twice_as_first_in_a_first_run_is_stored_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
-        let mut store = Store::open(&path).unwrap();
+        let store = Store::open(&path).unwrap();
         assert!(store.was_empty());
-        let run = store.begin_run("2026-01-01T00:00:00.000Z").unwrap();
-        let mut versioner = Versioner::new(store, run, Coverage::default());
+        let mut versioner = Versioner::begin_run(store, &started(), Coverage::default()).unwrap();
         let object = note("text", Timestamp::parse("2024-01-01T00:00:00Z").unwrap());
         let emitted = versioner
             .version_preamble(vec![object.clone(), object])
@@ -607,7 +646,7 @@ mod tests {
         assert_eq!(emitted[0].object.json, emitted[1].object.json);
         assert_eq!(emitted[0].version, emitted[1].version);
         assert_eq!((versioner.counts.new, versioner.counts.unchanged), (1, 1));
-        versioner.finish(true).unwrap();
+        versioner.finish_listing(true).unwrap();
         drop(versioner);
         assert!(!Store::open(&path).unwrap().was_empty());
     }
@@ -622,7 +661,73 @@ mod tests {
             .execute("UPDATE meta SET value = '99' WHERE key = 'schema'", [])
             .unwrap();
         drop(connection);
-        let error = Store::open(&path).err().unwrap();
+        let error = Store::open(&path).err().unwrap().to_string();
         assert!(error.contains("schema 99"), "{error}");
+    }
+
+    /// A profile that stops listing an indicator revokes its `indicates`, and the indicator with
+    /// it when no other profile lists it; a lagging sink gets every revocation, each `indicates`
+    /// with the membership it ended.
+    #[test]
+    fn what_a_listing_dropped_is_revoked_with_its_membership() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let run = |records: Vec<Mapped>| {
+            let mut versioner =
+                Versioner::begin_run(Store::open(&path).unwrap(), &started(), Coverage::default())
+                    .unwrap();
+            for mut record in records {
+                versioner.version(&mut record).unwrap();
+            }
+            assert_eq!(versioner.finish_listing(true).unwrap(), None);
+            let mut revoked = Vec::new();
+            versioner
+                .revocations_after(1, |record| revoked.push(record))
+                .unwrap();
+            let counts = versioner.counts().clone();
+            versioner.finish_run(&started(), true).unwrap();
+            (counts, revoked)
+        };
+        let (_, revoked) = run(vec![
+            profile("p", "P"),
+            indicator("p", "a.example"),
+            indicator("p", "b.example"),
+            profile("q", "Q"),
+            indicator("q", "a.example"),
+        ]);
+        assert!(revoked.is_empty());
+        let (counts, revoked) = run(vec![
+            profile("p", "P"),
+            indicator("p", "a.example"),
+            profile("q", "Q"),
+        ]);
+        assert_eq!((counts.unchanged, counts.revoked), (4, 3));
+        let revoked: Vec<_> = revoked
+            .iter()
+            .map(|record| {
+                let Mapped::Revoked(revocation) = record else {
+                    panic!("{record:?}")
+                };
+                let json: serde_json::Value =
+                    serde_json::from_str(&revocation.object.object.json).unwrap();
+                assert_eq!(json["revoked"], true);
+                assert_eq!(json["created"], CREATED);
+                assert_eq!(json["modified"], "2020-01-01T00:00:00.001Z");
+                assert_eq!(revocation.object.version, Version { run: 2, origin: 1 });
+                let membership = revocation
+                    .membership
+                    .as_ref()
+                    .map(|m| (m.profile_id.as_str(), m.value.as_str()));
+                (&*revocation.object.object.id, membership)
+            })
+            .collect();
+        assert_eq!(
+            revoked,
+            [
+                ("indicator--b.example", None),
+                ("relationship--a.example-q", Some(("q", "a.example"))),
+                ("relationship--b.example-p", Some(("p", "b.example"))),
+            ]
+        );
     }
 }

@@ -20,7 +20,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
-use ctiport_model::net::Secret;
+use ctiport_net::Secret;
 use ctiport_sink::csv::Column;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;

@@ -26,8 +26,9 @@ use clap::{CommandFactory as _, FromArgMatches as _};
 use std::sync::Arc;
 
 use ctiport_fetch::enrich::{EnrichGate, EnrichOptions};
-use ctiport_fetch::graph::{Credentials, GraphConfig, Secret};
+use ctiport_fetch::graph::{Credentials, GraphConfig};
 use ctiport_fetch::{DumpSource, Source};
+use ctiport_net::Secret;
 use ctiport_transform::{ActorAs, Mapper, MappingOptions, Mappings};
 use tracing_subscriber::EnvFilter;
 
@@ -272,7 +273,7 @@ fn graph_config(args: &args::GraphArgs, file: &config::FromFile) -> Result<Graph
         ("--graph-url", &args.graph_url),
         ("--authority-url", &args.authority_url),
     ] {
-        if ctiport_fetch::graph::client::origin_of(url).is_none() {
+        if ctiport_net::origin_of(url).is_none() {
             return Err(format!("{option} '{url}' is not an absolute URL"));
         }
     }

@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use clap::ValueEnum;
+use ctiport_net::HttpOptions;
 use ctiport_sink::csv::{Column, CsvMode};
-use ctiport_sink::misp::rest::MispRestOptions;
 use ctiport_sink::misp::{AttributeTable, Distribution, MispOptions, Organisation};
 use ctiport_sink::stix::ChunkLimits;
-use ctiport_sink::taxii::TaxiiOptions;
 
 use crate::args::ExportArgs;
 use crate::config::SinkConfig;
@@ -83,20 +82,22 @@ pub fn sink_settings(
             None => csv_columns(args)?,
         },
         csv_mode: sink.csv_mode.unwrap_or(args.csv_mode).into(),
-        misp_rest: MispRestOptions {
+        misp_rest: HttpOptions {
             allow_http: sink.misp_allow_http.unwrap_or(args.misp_allow_http),
             ca_file: ca_file.clone(),
-            ..Default::default()
+            request_timeout: ctiport_sink::misp::rest::config::REQUEST_TIMEOUT,
+            max_attempts: ctiport_sink::misp::rest::config::MAX_ATTEMPTS,
         },
-        taxii: TaxiiOptions {
+        taxii: HttpOptions {
             allow_http: sink.taxii_allow_http.unwrap_or(args.taxii_allow_http),
             ca_file,
-            status_timeout: Duration::from_secs(
-                sink.taxii_status_timeout
-                    .unwrap_or(args.taxii_status_timeout),
-            ),
-            ..Default::default()
+            request_timeout: ctiport_sink::taxii::config::REQUEST_TIMEOUT,
+            max_attempts: ctiport_sink::taxii::config::MAX_ATTEMPTS,
         },
+        taxii_status_timeout: Duration::from_secs(
+            sink.taxii_status_timeout
+                .unwrap_or(args.taxii_status_timeout),
+        ),
         credentials: SinkCredentials {
             taxii_username: sink.taxii_username.clone(),
             taxii_password: sink.taxii_password.clone(),

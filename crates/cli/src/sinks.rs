@@ -2,17 +2,19 @@
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
+use ctiport_net::{HttpOptions, Secret};
 use ctiport_sink::csv::{Column, CsvMode, CsvSink};
-use ctiport_sink::misp::rest::{KEY_VAR, MispRestConfig, MispRestOptions};
+use ctiport_sink::misp::rest::{KEY_VAR, MispTarget};
 use ctiport_sink::misp::{MispFeedSink, MispOptions, MispRestSink};
 use ctiport_sink::ndjson::NdjsonSink;
 use ctiport_sink::stix::{BundleSink, ChunkLimits, ChunkedBundleSink};
-use ctiport_sink::taxii::config::{PASSWORD_VAR, USERNAME_VAR};
-use ctiport_sink::taxii::{Credentials, TaxiiConfig, TaxiiOptions, TaxiiSink};
+use ctiport_sink::taxii::config::{CollectionUrl, PASSWORD_VAR, USERNAME_VAR};
+use ctiport_sink::taxii::{BasicAuth, TaxiiSink, TaxiiTarget};
 use ctiport_sink::{Sink, SinkError};
 
-use ctiport_model::net::Secret;
-pub use ctiport_model::net::redact_userinfo;
+pub use ctiport_net::redact_userinfo;
 
 /// Options that shape what one sink writes, gathered from the command line and the sink's
 /// `[[sinks]]` table of a config file.
@@ -24,13 +26,14 @@ pub struct SinkSettings {
     /// Options of a `misp-feed:` or `misp:` sink (the events it carries).
     pub misp: MispOptions,
     /// Options of a `misp:` sink (the connection).
-    pub misp_rest: MispRestOptions,
+    pub misp_rest: HttpOptions,
     /// Columns of a `csv:` sink.
     pub csv_columns: Vec<Column>,
     /// Snapshot or delta, of a `csv:` sink.
     pub csv_mode: CsvMode,
     /// Options of a `taxii:` sink.
-    pub taxii: TaxiiOptions,
+    pub taxii: HttpOptions,
+    pub taxii_status_timeout: Duration,
     /// Credentials a config file gives for this sink in place of the environment variables.
     pub credentials: SinkCredentials,
 }
@@ -90,13 +93,11 @@ impl SinkSpec {
             "csv" => Ok(SinkSpec::Csv(PathBuf::from(target))),
             "taxii" => {
                 // Checked here, so that no message ever echoes a URL with a password in it.
-                ctiport_sink::taxii::config::parse_collection_url(target)
-                    .map_err(|e| e.to_string())?;
+                CollectionUrl::parse(target)?;
                 Ok(SinkSpec::Taxii(target.to_owned()))
             }
             "misp" => {
-                ctiport_sink::misp::rest::config::parse_base_url(target)
-                    .map_err(|e| e.to_string())?;
+                ctiport_sink::misp::rest::config::parse_base_url(target)?;
                 Ok(SinkSpec::Misp(target.to_owned()))
             }
             other => Err(format!(
@@ -122,16 +123,21 @@ impl SinkSpec {
             SinkSpec::Taxii(url) => {
                 // Credentials only from the environment (or a config file's references to it),
                 // never from arguments.
-                let credentials = Credentials::from_lookup(|name| settings.credentials.var(name))?;
-                let config = TaxiiConfig::new(url, &settings.taxii, credentials)?;
-                Box::new(TaxiiSink::new(config))
+                let var = |name| settings.credentials.var(name);
+                let auth = BasicAuth::pair(var(USERNAME_VAR), var(PASSWORD_VAR).map(Secret::new))
+                    .map_err(|e| e.in_sink("TAXII"))?;
+                let target =
+                    TaxiiTarget::new(url, &settings.taxii, settings.taxii_status_timeout, auth)
+                        .map_err(|e| e.in_sink("TAXII"))?;
+                Box::new(TaxiiSink::new(target))
             }
             SinkSpec::Misp(url) => {
                 // The key only from the environment (or a config file's reference to it), never
                 // from arguments.
-                let key = settings.credentials.var(KEY_VAR);
-                let config = MispRestConfig::new(url, &settings.misp_rest, key)?;
-                Box::new(MispRestSink::new(config, settings.misp.clone())?)
+                let key = settings.credentials.var(KEY_VAR).map(Secret::new);
+                let target = MispTarget::new(url, &settings.misp_rest, key)
+                    .map_err(|e| e.in_sink("MISP"))?;
+                Box::new(MispRestSink::new(target, settings.misp.clone())?)
             }
         })
     }

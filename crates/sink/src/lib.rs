@@ -9,10 +9,10 @@
 
 pub mod atomic;
 pub mod csv;
-pub mod http;
 pub mod io_adapter;
 pub mod misp;
 pub mod ndjson;
+pub mod push;
 pub mod stix;
 pub mod taxii;
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::ArgMatches;
 use clap::parser::ValueSource;
-use ctiport_model::net::Secret;
+use ctiport_net::Secret;
 
 use super::{Config, SinkConfig};
 use crate::args::{EnrichArg, ExportArgs, LogFormat, LogLevel};

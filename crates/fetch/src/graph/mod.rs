@@ -8,5 +8,4 @@ pub mod throttle;
 pub mod walk;
 
 pub use config::{Credentials, GraphConfig};
-pub use ctiport_model::net::Secret;
 pub use error::GraphError;

@@ -2,7 +2,7 @@
 //!
 //! The sink has the anatomy of a Vector sink, one concern per file:
 //!
-//! * [`config`]: the validated options (collection URL → API root, plain-HTTP rule, credentials
+//! * [`config`]: the validated target (collection URL → API root, plain-HTTP rule, credentials
 //!   from `TAXII_USERNAME`/`TAXII_PASSWORD`, extra CA);
 //! * [`envelope`]: packing pre-serialized objects into `{"objects":[…]}` envelopes by exact byte
 //!   size under the API root's `max_content_length`;
@@ -14,7 +14,6 @@
 pub mod config;
 pub mod delivery;
 pub mod envelope;
-pub mod error;
 pub mod resources;
 pub mod service;
 pub mod sink;
@@ -22,6 +21,5 @@ pub mod sink;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Credentials, TaxiiConfig, TaxiiOptions};
-pub use error::TaxiiError;
+pub use config::{BasicAuth, TaxiiTarget};
 pub use sink::TaxiiSink;

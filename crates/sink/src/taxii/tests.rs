@@ -14,7 +14,9 @@ use axum::response::{IntoResponse, Response};
 use ctiport_model::stix::EncodedObject;
 use serde_json::{Value, json};
 
-use super::config::{Credentials, Secret, TaxiiConfig, TaxiiOptions};
+use ctiport_net::{HttpOptions, Secret};
+
+use super::config::{BasicAuth, REQUEST_TIMEOUT, TaxiiTarget};
 use super::sink::TaxiiSink;
 use crate::{Sink, SinkError, SinkReport};
 
@@ -229,8 +231,8 @@ fn objects(count: usize) -> Vec<EncodedObject> {
         .collect()
 }
 
-fn credentials(password: &str) -> Option<Credentials> {
-    Some(Credentials {
+fn credentials(password: &str) -> Option<BasicAuth> {
+    Some(BasicAuth {
         username: "admin".into(),
         password: Secret::new(password),
     })
@@ -243,15 +245,16 @@ async fn push(
     preamble: Vec<EncodedObject>,
     password: &str,
 ) -> Result<SinkReport, SinkError> {
-    let options = TaxiiOptions {
-        status_timeout: Duration::from_secs(20),
+    let http = HttpOptions {
+        allow_http: false,
+        ca_file: None,
+        request_timeout: REQUEST_TIMEOUT,
         max_attempts: 3,
-        ..TaxiiOptions::default()
     };
-    let config = TaxiiConfig::new(url, &options, credentials(password))
+    let target = TaxiiTarget::new(url, &http, Duration::from_secs(20), credentials(password))
         .unwrap_or_else(|e| panic!("config: {e}"));
     tokio::task::spawn_blocking(move || {
-        let mut sink: Box<dyn Sink> = Box::new(TaxiiSink::new(config));
+        let mut sink: Box<dyn Sink> = Box::new(TaxiiSink::new(target));
         sink.begin(&preamble)?;
         sink.finish()
     })

@@ -4,7 +4,7 @@
 //! The events are the feed's ([`crate::misp::builder`]): one per profile, split into linked
 //! events when large. One concern per file:
 //!
-//! * [`config`]: the validated options (base URL, plain-HTTP rule, the key from `MISP_KEY`, the
+//! * [`config`]: the validated target (base URL, plain-HTTP rule, the key from `MISP_KEY`, the
 //!   extra CA);
 //! * [`stored`]: the instance's answers, read leniently (numbers as strings, `0`/`1` booleans);
 //! * [`upsert`]: the pure decisions: what an edit must carry (new and changed attributes newer
@@ -14,7 +14,6 @@
 //! * [`sink`]: the driver.
 
 pub mod config;
-pub mod error;
 pub mod service;
 pub mod sink;
 pub mod stored;
@@ -23,6 +22,5 @@ pub mod upsert;
 #[cfg(test)]
 mod tests;
 
-pub use config::{KEY_VAR, MispRestConfig, MispRestOptions};
-pub use error::MispError;
+pub use config::{KEY_VAR, MispTarget};
 pub use sink::MispRestSink;

@@ -17,7 +17,9 @@ use ctiport_model::record::{Mapped, MappedIndicator, MappedProfile, ObservableTy
 use ctiport_model::timestamp::Timestamp;
 use serde_json::{Value, json};
 
-use super::config::{MispRestConfig, MispRestOptions};
+use ctiport_net::{HttpOptions, Secret};
+
+use super::config::{MispTarget, REQUEST_TIMEOUT};
 use super::sink::MispRestSink;
 use crate::misp::config::{Distribution, MispOptions, Organisation};
 use crate::misp::mapping::AttributeTable;
@@ -364,21 +366,23 @@ fn records(profile_id: &str, summary: &str, values: &[&str]) -> Vec<Mapped> {
     records
 }
 
+fn http(max_attempts: u32) -> HttpOptions {
+    HttpOptions {
+        allow_http: false,
+        ca_file: None,
+        request_timeout: REQUEST_TIMEOUT,
+        max_attempts,
+    }
+}
+
 /// Runs a sink over `records` on a blocking thread, as the pipeline does.
 async fn push(
     url: &str,
     records: Vec<Mapped>,
     max_attributes: usize,
 ) -> Result<SinkReport, SinkError> {
-    let config = MispRestConfig::new(
-        url,
-        &MispRestOptions {
-            max_attempts: 3,
-            ..MispRestOptions::default()
-        },
-        Some(KEY.into()),
-    )
-    .unwrap_or_else(|e| panic!("config: {e}"));
+    let config = MispTarget::new(url, &http(3), Some(Secret::new(KEY)))
+        .unwrap_or_else(|e| panic!("config: {e}"));
     tokio::task::spawn_blocking(move || {
         let mut sink: Box<dyn Sink> = Box::new(MispRestSink::new(config, options(max_attributes))?);
         sink.begin(&[])?;
@@ -659,10 +663,10 @@ async fn a_vanished_profile_has_every_event_retired_and_comes_back_when_listed_a
 async fn a_wrong_key_or_role_stops_before_anything_is_pushed() {
     let mock = Arc::new(Mock::new());
     let url = start(mock.clone()).await;
-    let config = MispRestConfig::new(
+    let config = MispTarget::new(
         &url,
-        &MispRestOptions::default(),
-        Some("X123456789abcdefghijABCDEFGHIJ012345678X".into()),
+        &http(6),
+        Some(Secret::new("X123456789abcdefghijABCDEFGHIJ012345678X")),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let error = tokio::task::spawn_blocking(move || {

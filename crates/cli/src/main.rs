@@ -11,14 +11,13 @@ mod config;
 mod filters;
 mod pipeline;
 mod progress;
-mod sink_options;
 mod sinks;
 mod state;
 mod summary;
 mod validate;
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
@@ -151,16 +150,19 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         max_hosts: args.enrich_max,
     };
     // `dump:` captures what the live source fetched; every other `--to` is a sink of the mapping.
-    let dumps: Vec<&String> = args
+    let dumps: Vec<PathBuf> = args
         .to
         .iter()
-        .filter(|spec| spec.starts_with("dump:"))
+        .filter_map(|text| match sinks::To::parse(text) {
+            Ok(sinks::To::Dump(dir)) => Some(dir),
+            _ => None,
+        })
         .collect();
     let dump_capture = match dumps.as_slice() {
         [] => None,
-        [spec] if from == "graph" => match spec.trim_start_matches("dump:") {
-            "" => return Err("dump: needs a directory, e.g. --to dump:capture/".into()),
-            dir => Some(std::path::PathBuf::from(dir)),
+        [dir] if from == "graph" => match dir.as_os_str().is_empty() {
+            true => return Err("dump: needs a directory, e.g. --to dump:capture/".into()),
+            false => Some(dir.clone()),
         },
         [_] => return Err("--to dump: captures a live run; it needs --from graph".into()),
         _ => return Err("--to dump: may be given once".into()),
@@ -214,17 +216,7 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         producer_name: args.producer_name.clone(),
     };
     let mapper = Mapper::new(options, mappings)?;
-    // Each sink with its settings: the command line's, and its own from a config file.
-    let table = ctiport_sink::misp::AttributeTable::load(args.mappings.as_deref())
-        .map_err(|e| format!("mapping table error: {e}"))?;
-    let mut sink_settings = Vec::new();
-    for (index, spec) in args.to.iter().enumerate() {
-        if !spec.starts_with("dump:") {
-            let settings = sink_options::sink_settings(args, args.file.sink(index), &table)?;
-            sink_settings.push((spec.clone(), settings));
-        }
-    }
-    let sinks = pipeline::open_sinks(&sink_settings)?;
+    let sinks = sinks::open_sinks(args)?;
     let state = args.state.clone().map(|path| pipeline::StateOptions {
         path,
         coverage: state::Coverage {
@@ -329,7 +321,7 @@ fn report(args: &ExportArgs, mut summary: summary::Summary) -> Result<u8> {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = ctiport_sink::atomic::AtomicFile::create(path)?;
+    let mut file = ctiport_sink::AtomicFile::create(path)?;
     file.write_all(bytes)?;
     file.commit()?;
     Ok(())

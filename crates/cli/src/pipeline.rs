@@ -22,7 +22,6 @@ use ctiport_transform::{Decision, Filter, Mapper, Outcome};
 use tokio::sync::mpsc;
 
 use crate::progress::Progress;
-use crate::sinks::SinkSpec;
 use crate::state::delivery::{DeltaCounts, Position, Selector};
 use crate::state::{self, Coverage, Store, Versioner, crash_point};
 use crate::summary::{SinkStatus, SinkSummary, StateSummary, Summary};
@@ -475,27 +474,4 @@ fn drive_sink(
     Err(SinkError::Other(
         "not written: the source failed, so the output would be incomplete".into(),
     ))
-}
-
-/// Opens every `--to` sink; any failure here is a configuration error.
-pub fn open_sinks(
-    specs: &[(String, crate::sinks::SinkSettings)],
-) -> Result<Vec<NamedSink>, String> {
-    let mut seen = std::collections::HashSet::new();
-    specs
-        .iter()
-        .map(|(text, settings)| {
-            if !seen.insert(text.clone()) {
-                return Err(format!(
-                    "sink '{}' is given twice",
-                    crate::sinks::redact_userinfo(text)
-                ));
-            }
-            let spec = SinkSpec::parse(text)?;
-            let sink = spec
-                .open(settings)
-                .map_err(|e| format!("cannot open sink '{text}': {e}"))?;
-            Ok((text.clone(), sink))
-        })
-        .collect()
 }

@@ -25,12 +25,12 @@ pub enum Failure {
         "TLS certificate of {url} not trusted: {detail}; for a server with a private CA, pass \
          its certificate with --ca-file"
     )]
-    Untrusted { url: Url, detail: String },
+    Untrusted { url: String, detail: String },
     /// Every attempt failed with a retryable status or a transport error.
     #[error("{what} ({url}): gave up after {attempts} attempts; last error: {last}")]
     Exhausted {
         what: String,
-        url: Url,
+        url: String,
         attempts: u32,
         last: String,
     },
@@ -52,7 +52,7 @@ impl HttpClient {
             let wait = match build().send().await {
                 Err(error) if Cause::of_error(&error) == Cause::Untrusted => {
                     return Err(Failure::Untrusted {
-                        url: url.clone(),
+                        url: url.to_string(),
                         detail: describe(&error),
                     });
                 }
@@ -95,7 +95,7 @@ impl HttpClient {
         }
         Err(Failure::Exhausted {
             what: what.to_owned(),
-            url: url.clone(),
+            url: url.to_string(),
             attempts: self.max_attempts,
             last,
         })

@@ -3,10 +3,40 @@
 //! The HTTP side (client, URL rules, retries) is `ctiport-net`'s.
 
 use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
 
+use ctiport_net::HttpOptions;
 use tokio::runtime::Handle;
 
 use crate::SinkError;
+
+/// `--ca-file`, an option of every sink that talks to a server over https.
+#[derive(Clone, Debug, clap::Args)]
+pub struct CaFile {
+    /// Extra CA certificate(s) (PEM) to trust for https:// sinks, for servers with a private CA.
+    /// TLS verification is always on.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl CaFile {
+    /// The connection options of a sink with this trust, its plain-HTTP choice and its own
+    /// timeout and retry budget.
+    pub fn http(
+        &self,
+        allow_http: bool,
+        request_timeout: Duration,
+        max_attempts: u32,
+    ) -> HttpOptions {
+        HttpOptions {
+            allow_http,
+            ca_file: self.ca_file.clone(),
+            request_timeout,
+            max_attempts,
+        }
+    }
+}
 
 /// What stops a push, each message naming the likely cause. (An object the server refuses does
 /// not stop it: it is counted in [`Failures`] and the run fails at the end.)

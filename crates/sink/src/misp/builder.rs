@@ -58,15 +58,6 @@ struct Building {
     profile: Option<Arc<IntelProfile>>,
 }
 
-/// A finished event and where it comes from.
-#[derive(Clone, Debug)]
-pub struct BuiltEvent {
-    pub event: Event,
-    pub profile_id: String,
-    /// 1 for the profile's main event, 2, 3, … for its extension events.
-    pub part: u32,
-}
-
 pub struct EventBuilder {
     options: MispOptions,
     profiles: HashMap<String, ProfileMemo>,
@@ -92,7 +83,7 @@ impl EventBuilder {
     }
 
     /// Takes one record; returns the events it completed (none, or the previous event).
-    pub fn add(&mut self, record: &Mapped) -> Result<Vec<BuiltEvent>, SinkError> {
+    pub fn add(&mut self, record: &Mapped) -> Result<Vec<Event>, SinkError> {
         let mut completed = Vec::new();
         match record {
             Mapped::Profile(profile) => self.open_profile(profile, &mut completed)?,
@@ -105,7 +96,7 @@ impl EventBuilder {
     }
 
     /// Completes the last event, if any.
-    pub fn finish(&mut self) -> Result<Option<BuiltEvent>, SinkError> {
+    pub fn finish(&mut self) -> Result<Option<Event>, SinkError> {
         self.close_event()
     }
 
@@ -190,7 +181,7 @@ impl EventBuilder {
     fn open_profile(
         &mut self,
         profile: &MappedProfile,
-        completed: &mut Vec<BuiltEvent>,
+        completed: &mut Vec<Event>,
     ) -> Result<(), SinkError> {
         completed.extend(self.close_event()?);
         let title = if profile.title.trim().is_empty() {
@@ -223,7 +214,7 @@ impl EventBuilder {
     fn open_extension(
         &mut self,
         profile_id: &str,
-        completed: &mut Vec<BuiltEvent>,
+        completed: &mut Vec<Event>,
     ) -> Result<(), SinkError> {
         completed.extend(self.close_event()?);
         let memo = self.profiles.get_mut(profile_id).ok_or_else(|| {
@@ -246,7 +237,7 @@ impl EventBuilder {
     fn add_indicator(
         &mut self,
         indicator: &MappedIndicator,
-        completed: &mut Vec<BuiltEvent>,
+        completed: &mut Vec<Event>,
     ) -> Result<(), SinkError> {
         let same_profile = self
             .current
@@ -277,7 +268,7 @@ impl EventBuilder {
     }
 
     /// Turns the event being built, if any, into a finished event.
-    fn close_event(&mut self) -> Result<Option<BuiltEvent>, SinkError> {
+    fn close_event(&mut self) -> Result<Option<Event>, SinkError> {
         let Some(building) = self.current.take() else {
             return Ok(None);
         };
@@ -332,11 +323,7 @@ impl EventBuilder {
                 date,
             )
         };
-        Ok(Some(BuiltEvent {
-            event,
-            profile_id: building.profile_id,
-            part: building.part,
-        }))
+        Ok(Some(event))
     }
 }
 
@@ -485,8 +472,8 @@ mod tests {
         assert_eq!(builder.vanished(), ["gone", "zeta"]);
         assert_eq!(builder.vanished.len(), 2, "one entry per vanished profile");
         let last = builder.finish().unwrap().unwrap();
-        assert_eq!(last.profile_id, "listed");
-        assert_eq!(last.event.attributes.len(), 1);
+        assert_eq!(last.uuid, event_uuid("listed", 1).to_string());
+        assert_eq!(last.attributes.len(), 1);
         assert_eq!(builder.parts(), [("listed".to_owned(), 1)]);
         // Without revocations (no state store), nothing vanished.
         let mut builder = EventBuilder::new(options()).unwrap();
@@ -500,7 +487,7 @@ mod tests {
         builder.add(&profile("gone")).unwrap();
         builder.add(&indicator("gone", "a.example")).unwrap();
         builder.add(&indicator("gone", "b.example")).unwrap();
-        let previous = builder.finish().unwrap().unwrap().event;
+        let previous = builder.finish().unwrap().unwrap();
         let emptied = EventBuilder::emptied(&previous);
         assert!(emptied.attributes.is_empty());
         assert_eq!(emptied.reports, previous.reports);

@@ -261,7 +261,7 @@ impl Sink for MispFeedSink {
 
     fn write(&mut self, record: &Mapped) -> Result<(), SinkError> {
         for built in self.builder.add(record)? {
-            self.write_event(built.event)?;
+            self.write_event(built)?;
         }
         Ok(())
     }
@@ -276,7 +276,7 @@ impl Sink for MispFeedSink {
 
     fn finish(mut self: Box<Self>) -> Result<SinkReport, SinkError> {
         if let Some(built) = self.builder.finish()? {
-            self.write_event(built.event)?;
+            self.write_event(built)?;
         }
         self.retire_stale_extensions()?;
         self.retire_vanished()?;

@@ -1,13 +1,75 @@
-//! The target of `--to taxii:<collection url>`, validated before anything is sent: the collection
-//! URL and the API root derived from it, the plain-HTTP rule, the trust anchors, and the HTTP
-//! Basic credentials.
+//! The options of `--to taxii:<collection url>` and its target, validated before anything is
+//! sent: the collection URL and the API root derived from it, the plain-HTTP rule, the trust
+//! anchors, and the HTTP Basic credentials.
 
 use std::time::Duration;
 
 use ctiport_net::{Endpoint, HttpOptions, PlainHttp, Secret, UrlKind, parse_http_url};
+use serde::Deserialize;
 use url::Url;
 
-use crate::push::PushError;
+use super::sink::TaxiiSink;
+use crate::options::whole_number;
+use crate::push::{CaFile, PushError};
+use crate::registry::{SinkConfig, SinkContext};
+use crate::{Sink, SinkError};
+
+/// `--to taxii:<collection url>`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct TaxiiConfig {
+    /// Allow a `taxii:` sink over plain http:// to a host other than loopback (credentials and
+    /// intelligence then travel unencrypted).
+    #[arg(long)]
+    pub taxii_allow_http: bool,
+
+    /// Seconds to wait for a TAXII server to finish a pending add-objects request.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = whole_number(1, u64::MAX))]
+    pub taxii_status_timeout: u64,
+
+    #[command(flatten)]
+    pub ca: CaFile,
+}
+
+/// The credentials of a `taxii:` sink a config file may give, in place of `TAXII_USERNAME` and
+/// `TAXII_PASSWORD`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaxiiKeys {
+    pub taxii_username: Option<String>,
+    pub taxii_password: Option<Secret>,
+}
+
+impl SinkConfig for TaxiiConfig {
+    const NAME: &'static str = "taxii:";
+    type FileKeys = TaxiiKeys;
+    const SECRET_KEYS: &'static [&'static str] = &["taxii_password"];
+
+    fn check_target(target: &str) -> Result<(), String> {
+        CollectionUrl::parse(target).map(drop)
+    }
+
+    fn build(
+        self,
+        target: &str,
+        keys: TaxiiKeys,
+        context: &SinkContext,
+    ) -> Result<Box<dyn Sink>, SinkError> {
+        // Credentials only from the environment or a config file's references to it, never from
+        // arguments; each half on its own.
+        let username = keys.taxii_username.or_else(|| context.var(USERNAME_VAR));
+        let password = keys
+            .taxii_password
+            .or_else(|| context.var(PASSWORD_VAR).map(Secret::new));
+        let http = self
+            .ca
+            .http(self.taxii_allow_http, REQUEST_TIMEOUT, MAX_ATTEMPTS);
+        let status_timeout = Duration::from_secs(self.taxii_status_timeout);
+        let target = BasicAuth::pair(username, password)
+            .and_then(|auth| TaxiiTarget::new(target, &http, status_timeout, auth))
+            .map_err(|e| e.in_sink("TAXII"))?;
+        Ok(Box::new(TaxiiSink::new(target)))
+    }
+}
 
 /// Environment variables that hold the HTTP Basic credentials.
 pub const USERNAME_VAR: &str = "TAXII_USERNAME";
@@ -64,7 +126,6 @@ pub struct CollectionUrl {
     pub url: Url,
     /// `{api-root}/`.
     pub api_root: Url,
-    pub id: String,
 }
 
 impl CollectionUrl {
@@ -79,7 +140,6 @@ impl CollectionUrl {
             return Err(COLLECTION_URL
                 .not_one(text, "the path must end with /collections/<collection-id>/"));
         }
-        let id = segments[n - 2].to_owned();
         let root_path = format!(
             "/{}",
             segments[..n - 3]
@@ -89,7 +149,7 @@ impl CollectionUrl {
         );
         let mut api_root = url.clone();
         api_root.set_path(&root_path);
-        Ok(CollectionUrl { url, api_root, id })
+        Ok(CollectionUrl { url, api_root })
     }
 }
 
@@ -127,9 +187,9 @@ impl TaxiiTarget {
 mod tests {
     use super::*;
 
-    fn parts(text: &str) -> (String, String, String) {
+    fn parts(text: &str) -> (String, String) {
         match CollectionUrl::parse(text) {
-            Ok(c) => (c.url.to_string(), c.api_root.to_string(), c.id),
+            Ok(c) => (c.url.to_string(), c.api_root.to_string()),
             Err(e) => panic!("{text}: {e}"),
         }
     }
@@ -151,7 +211,6 @@ mod tests {
                 "http://127.0.0.1:5000/api1/collections/472c94ae-3113-4e3e-a4dd-a9f4ac7471d4/"
                     .into(),
                 "http://127.0.0.1:5000/api1/".into(),
-                "472c94ae-3113-4e3e-a4dd-a9f4ac7471d4".into()
             )
         );
         // The trailing slash is added; API roots may be nested or at the server root.

@@ -280,7 +280,6 @@ mod tests {
     fn detail(id: &str, message: Option<&str>) -> StatusDetail {
         StatusDetail {
             id: id.into(),
-            version: None,
             message: message.map(str::to_owned),
         }
     }

@@ -153,10 +153,6 @@ impl Packer {
         }
     }
 
-    pub fn limits(&self) -> EnvelopeLimits {
-        self.limits
-    }
-
     /// Adds `object`; returns the previous envelope when `object` did not fit in it. An object
     /// that cannot fit in any envelope is an error.
     pub fn push(&mut self, object: EncodedObject) -> Result<Option<Envelope>, ObjectTooLarge> {

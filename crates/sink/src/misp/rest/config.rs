@@ -1,11 +1,67 @@
-//! The target of `--to misp:<base url>`, validated before anything is sent: the base URL, the
-//! plain-HTTP rule, the trust anchors and the API key.
+//! The options of `--to misp:<base url>` and its target, validated before anything is sent: the
+//! base URL, the plain-HTTP rule, the trust anchors and the API key.
 
 use std::time::Duration;
 
 use ctiport_net::{Endpoint, HttpOptions, PlainHttp, Secret, UrlKind, parse_http_url};
+use serde::Deserialize;
 
-use crate::push::PushError;
+use super::sink::MispRestSink;
+use crate::misp::config::MispEventArgs;
+use crate::push::{CaFile, PushError};
+use crate::registry::{SinkConfig, SinkContext};
+use crate::{Sink, SinkError};
+
+/// `--to misp:<base url>`: the events' options, as for a feed, and the connection's.
+#[derive(Clone, Debug, clap::Args)]
+pub struct MispRestConfig {
+    #[command(flatten)]
+    pub events: MispEventArgs,
+
+    /// Allow a `misp:` sink over plain http:// to a host other than loopback (the API key and
+    /// intelligence then travel unencrypted).
+    #[arg(long)]
+    pub misp_allow_http: bool,
+
+    #[command(flatten)]
+    pub ca: CaFile,
+}
+
+/// The API key a config file may give for a `misp:` sink, in place of `MISP_KEY`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MispKeys {
+    pub misp_key: Option<Secret>,
+}
+
+impl SinkConfig for MispRestConfig {
+    const NAME: &'static str = "misp:";
+    type FileKeys = MispKeys;
+    const SECRET_KEYS: &'static [&'static str] = &["misp_key"];
+
+    fn check_target(target: &str) -> Result<(), String> {
+        parse_base_url(target).map(drop)
+    }
+
+    fn build(
+        self,
+        target: &str,
+        keys: MispKeys,
+        context: &SinkContext,
+    ) -> Result<Box<dyn Sink>, SinkError> {
+        let options = self.events.options(context)?;
+        // The key only from the environment or a config file's reference to it, never from
+        // arguments.
+        let key = keys
+            .misp_key
+            .or_else(|| context.var(KEY_VAR).map(Secret::new));
+        let http = self
+            .ca
+            .http(self.misp_allow_http, REQUEST_TIMEOUT, MAX_ATTEMPTS);
+        let target = MispTarget::new(target, &http, key).map_err(|e| e.in_sink("MISP"))?;
+        Ok(Box::new(MispRestSink::new(target, options)?))
+    }
+}
 
 /// The environment variable that holds the API key.
 pub const KEY_VAR: &str = "MISP_KEY";

@@ -26,7 +26,7 @@ use ctiport_model::stix::EncodedObject;
 use super::config::MispTarget;
 use super::service::{Added, Edited, MispService};
 use super::upsert::{self, EditPlan, Expected, Verification};
-use crate::misp::builder::{BuiltEvent, EventBuilder};
+use crate::misp::builder::EventBuilder;
 use crate::misp::config::MispOptions;
 use crate::misp::event::Event;
 use crate::misp::uuid::event_uuid;
@@ -104,9 +104,9 @@ impl MispRestSink {
         Ok(())
     }
 
-    fn push(&mut self, built: BuiltEvent) -> Result<(), PushError> {
+    fn push(&mut self, event: Event) -> Result<(), PushError> {
         let link = begun(&self.link, NAME)?;
-        link.block_on(upsert_event(&link.service, &built.event, &mut self.tally))?;
+        link.block_on(upsert_event(&link.service, &event, &mut self.tally))?;
         if self.tally.failures.too_many() {
             return Err(PushError::Refused(self.failures_text("giving up")));
         }

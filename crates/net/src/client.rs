@@ -11,9 +11,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use reqwest::{Method, RequestBuilder};
+use reqwest::header::HeaderValue;
 use url::{Origin, Url};
 
+use crate::secret::Secret;
 use crate::url::PlainHttp;
 
 /// A client builder with what every ctiport client has: its User-Agent, the request timeout
@@ -64,12 +65,11 @@ impl Endpoint {
         })
     }
 
-    /// The client of this endpoint. `name` names the server in log lines (`TAXII`); `detail`
-    /// draws a short reason from an error body.
+    /// The client of this endpoint, speaking `dialect`, proving who it is with `authorization`.
     pub fn client(
         &self,
-        name: &'static str,
-        detail: fn(&[u8]) -> String,
+        dialect: Dialect,
+        authorization: Option<&Authorization>,
     ) -> Result<HttpClient, String> {
         let origin = self.url.origin();
         let mut builder = client_builder(self.request_timeout).redirect(same_origin(origin));
@@ -83,13 +83,53 @@ impl Endpoint {
         let http = builder
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let authorization = match authorization {
+            None => None,
+            Some(Authorization::Basic { username, password }) => Some(Credential::Basic {
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            Some(Authorization::Key(key)) => {
+                let mut value = HeaderValue::from_str(key.expose())
+                    .map_err(|_| "the API key holds characters a header cannot carry")?;
+                // Never printed by the HTTP stack.
+                value.set_sensitive(true);
+                Some(Credential::Header(value))
+            }
+        };
         Ok(HttpClient {
             http,
             max_attempts: self.max_attempts,
-            name,
-            detail,
+            dialect,
+            authorization,
         })
     }
+}
+
+/// How a service speaks HTTP.
+#[derive(Clone, Copy, Debug)]
+pub struct Dialect {
+    /// Names the service in log lines (`TAXII`).
+    pub name: &'static str,
+    /// What the client accepts, and the type of what it sends.
+    pub media_type: &'static str,
+    /// A short reason drawn from an error body (`: <message>`, or empty).
+    pub detail: fn(&[u8]) -> String,
+}
+
+/// What proves a client's identity on every request.
+#[derive(Clone, Debug)]
+pub enum Authorization {
+    /// HTTP Basic (TAXII servers).
+    Basic { username: String, password: Secret },
+    /// The whole value of the `Authorization` header (a MISP API key).
+    Key(Secret),
+}
+
+/// An [`Authorization`] ready for the wire.
+pub(crate) enum Credential {
+    Basic { username: String, password: Secret },
+    Header(HeaderValue),
 }
 
 /// Redirects followed only within `origin`, at most five.
@@ -124,14 +164,14 @@ fn read_ca_file(path: &Path) -> Result<Vec<u8>, String> {
 pub struct HttpClient {
     pub(crate) http: reqwest::Client,
     pub(crate) max_attempts: u32,
-    pub(crate) name: &'static str,
-    pub(crate) detail: fn(&[u8]) -> String,
+    pub(crate) dialect: Dialect,
+    pub(crate) authorization: Option<Credential>,
 }
 
 impl HttpClient {
-    /// A request to `url`, to be completed with its headers and body.
-    pub fn request(&self, method: Method, url: &Url) -> RequestBuilder {
-        self.http.request(method, url.clone())
+    /// Whether the requests carry credentials.
+    pub fn is_authorized(&self) -> bool {
+        self.authorization.is_some()
     }
 }
 
@@ -194,6 +234,20 @@ mod tests {
             allow_option: "--allow-http",
         };
         let url = Url::parse("https://h.example/").unwrap();
+        let dialect = Dialect {
+            name: "test",
+            media_type: "application/json",
+            detail: plain_text_detail,
+        };
+        let endpoint = Endpoint::new(url.clone(), &options("/dev/null"), &rule);
+        assert!(endpoint.unwrap_err().contains("holds no PEM certificate"));
+        let mut plain = options("/dev/null");
+        plain.ca_file = None;
+        let endpoint = Endpoint::new(url.clone(), &plain, &rule).unwrap();
+        let key = Authorization::Key(Secret::new("bad\nkey"));
+        assert!(endpoint.client(dialect, Some(&key)).is_err());
+        let client = endpoint.client(dialect, None).unwrap();
+        assert!(!client.is_authorized());
         let missing = Endpoint::new(url.clone(), &options("/nonexistent/ca.pem"), &rule);
         assert!(missing.unwrap_err().contains("cannot read --ca-file"));
         let not_pem = Endpoint::new(url, &options("Cargo.toml"), &rule);

@@ -24,7 +24,10 @@ pub mod send;
 pub mod url;
 
 pub use classify::{Cause, is_retryable, likely_cause};
-pub use client::{Endpoint, HttpClient, HttpOptions, client_builder, describe, plain_text_detail};
+pub use client::{
+    Authorization, Dialect, Endpoint, HttpClient, HttpOptions, client_builder, describe,
+    plain_text_detail,
+};
 pub use retry::{backoff, parse_retry_after, retry_after};
 pub use secret::{Secret, redact_userinfo};
 pub use send::{Answer, Failure};

@@ -1,12 +1,12 @@
 //! The request loop of the pushing sinks: one request, tried again while the answer is worth
 //! another try, waiting as the server's `Retry-After` says or with full-jitter backoff.
 
-use reqwest::header::HeaderMap;
-use reqwest::{RequestBuilder, StatusCode};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use url::Url;
 
 use crate::classify::Cause;
-use crate::client::{HttpClient, describe};
+use crate::client::{Credential, HttpClient, describe};
 use crate::retry::{backoff, retry_after};
 
 /// An answer that is not retried: a success, or a refusal the caller explains.
@@ -37,19 +37,20 @@ pub enum Failure {
 }
 
 impl HttpClient {
-    /// Sends the request `build` makes, up to the client's attempts, while the answer is
-    /// transient trouble ([`Cause::is_transient`]: 429, 5xx, a timeout, a broken connection or
-    /// body). Any other answer is returned. `what` names the request in log lines and errors
-    /// (`adding objects`).
+    /// Sends a request with the client's media type and credentials (and `body`, if any), up to
+    /// the client's attempts, while the answer is transient trouble ([`Cause::is_transient`]:
+    /// 429, 5xx, a timeout, a broken connection or body). Any other answer is returned. `what`
+    /// names the request in log lines and errors (`adding objects`).
     pub async fn send(
         &self,
-        build: impl Fn() -> RequestBuilder,
+        method: Method,
         url: &Url,
+        body: Option<&[u8]>,
         what: &str,
     ) -> Result<Answer, Failure> {
         let mut last = String::new();
         for attempt in 0..self.max_attempts {
-            let wait = match build().send().await {
+            let wait = match self.request(&method, url, body).send().await {
                 Err(error) if Cause::of_error(&error) == Cause::Untrusted => {
                     return Err(Failure::Untrusted {
                         url: url.to_string(),
@@ -69,7 +70,8 @@ impl HttpClient {
                             backoff(attempt)
                         }
                         Ok(bytes) if Cause::of_status(status).is_some_and(Cause::is_transient) => {
-                            last = format!("HTTP {}{}", status.as_u16(), (self.detail)(&bytes));
+                            let detail = (self.dialect.detail)(&bytes);
+                            last = format!("HTTP {}{detail}", status.as_u16());
                             retry_after(&headers).unwrap_or_else(|| backoff(attempt))
                         }
                         Ok(bytes) => {
@@ -88,7 +90,7 @@ impl HttpClient {
                     attempt = attempt + 1,
                     wait_ms = wait.as_millis() as u64,
                     "{} {what}: {last}; retrying",
-                    self.name
+                    self.dialect.name
                 );
                 tokio::time::sleep(wait).await;
             }
@@ -99,5 +101,26 @@ impl HttpClient {
             attempts: self.max_attempts,
             last,
         })
+    }
+}
+
+impl HttpClient {
+    fn request(&self, method: &Method, url: &Url, body: Option<&[u8]>) -> RequestBuilder {
+        let media_type = self.dialect.media_type;
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .header(ACCEPT, media_type);
+        request = match &self.authorization {
+            None => request,
+            Some(Credential::Basic { username, password }) => {
+                request.basic_auth(username, Some(password.expose()))
+            }
+            Some(Credential::Header(value)) => request.header(AUTHORIZATION, value.clone()),
+        };
+        match body {
+            Some(body) => request.header(CONTENT_TYPE, media_type).body(body.to_vec()),
+            None => request,
+        }
     }
 }

@@ -24,6 +24,9 @@ mod registry;
 mod stix;
 mod taxii;
 
+#[cfg(test)]
+mod fixtures;
+
 pub use atomic::AtomicFile;
 pub use options::{SinkArgs, SinkTable};
 pub use registry::{SinkConfig, SinkContext, SinkSpec, foreign_key, schemes, secret_keys};

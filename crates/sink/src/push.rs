@@ -6,8 +6,9 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ctiport_net::HttpOptions;
+use ctiport_net::{Endpoint, HttpOptions, PlainHttp, UrlKind, parse_http_url};
 use tokio::runtime::Handle;
+use url::Url;
 
 use crate::SinkError;
 
@@ -20,21 +21,35 @@ pub struct CaFile {
     pub ca_file: Option<PathBuf>,
 }
 
-impl CaFile {
-    /// The connection options of a sink with this trust, its plain-HTTP choice and its own
-    /// timeout and retry budget.
-    pub fn http(
-        &self,
-        allow_http: bool,
-        request_timeout: Duration,
-        max_attempts: u32,
-    ) -> HttpOptions {
+/// How a pushing sink connects: what its URL is called, what plain HTTP would expose, how long a
+/// request may take and how often it is tried.
+pub struct Connection {
+    pub url: UrlKind,
+    pub plain_http: PlainHttp,
+    pub request_timeout: Duration,
+    /// Tries per request, the first included, for 429, 5xx and connection errors.
+    pub max_attempts: u32,
+}
+
+impl Connection {
+    /// The connection options of a sink with these trust anchors and plain-HTTP choice.
+    pub fn options(&self, ca: &CaFile, allow_http: bool) -> HttpOptions {
         HttpOptions {
             allow_http,
-            ca_file: self.ca_file.clone(),
-            request_timeout,
-            max_attempts,
+            ca_file: ca.ca_file.clone(),
+            request_timeout: self.request_timeout,
+            max_attempts: self.max_attempts,
         }
+    }
+
+    /// The sink's URL (see [`parse_http_url`]).
+    pub fn parse(&self, text: &str) -> Result<Url, String> {
+        parse_http_url(text, &self.url)
+    }
+
+    /// The endpoint at `url`, under the plain-HTTP rule, with the trust anchors read.
+    pub fn endpoint(&self, url: Url, options: &HttpOptions) -> Result<Endpoint, PushError> {
+        Endpoint::new(url, options, &self.plain_http).map_err(PushError::Config)
     }
 }
 

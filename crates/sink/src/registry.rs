@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use clap::Command;
-use ctiport_net::redact_userinfo;
+use ctiport_net::{Secret, redact_userinfo};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -61,13 +61,11 @@ pub trait SinkConfig: clap::Args + clap::FromArgMatches + std::fmt::Debug + Size
 
     /// Validates the options, the file keys and the target together, and makes the sink. A usage
     /// error here stops the run before anything is read; nothing is sent before `begin`.
-    fn build(
-        self,
-        target: &str,
-        file: Self::FileKeys,
-        context: &SinkContext,
-    ) -> Result<Box<dyn Sink>, SinkError>;
+    fn build(self, target: &str, file: Self::FileKeys, context: &SinkContext) -> Built;
 }
+
+/// What [`SinkConfig::build`] gives: the sink, or why it cannot be made.
+pub type Built = Result<Box<dyn Sink>, SinkError>;
 
 /// The file keys of a kind that has none.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -116,9 +114,11 @@ impl SinkContext {
         }
     }
 
-    /// The environment variable `name`.
-    pub fn var(&self, name: &str) -> Option<String> {
-        (self.env)(name)
+    /// A credential of a sink: the config file's (`given`, from a reference to the
+    /// environment), else the environment variable `name` that the sink documents; never an
+    /// argument.
+    pub fn credential(&self, given: Option<Secret>, name: &str) -> Option<Secret> {
+        given.or_else(|| (self.env)(name).map(Secret::new))
     }
 }
 
@@ -276,7 +276,8 @@ impl SinkSpec {
     }
 
     /// The problems of a `[[sinks]]` table for this sink, as `(key, message)`: keys it does not
-    /// take, and values its options refuse.
+    /// take, and values its options refuse. Secrets are left to the caller, which reads them as
+    /// references to the environment.
     pub fn check_table(&self, keys: &Map<String, Value>) -> Vec<(String, String)> {
         let kind = self.kind;
         let file_keys = (kind.file_keys)();
@@ -286,6 +287,10 @@ impl SinkSpec {
                 Ok(())
             } else if (kind.flags)().get_arguments().any(|a| a.get_id() == key) {
                 (kind.check_flag)(key, value)
+            } else if kind.secret_keys.contains(&key.as_str()) {
+                // A reference to the environment, which the config file's reader checks: no
+                // message may show a secret's value.
+                Ok(())
             } else if file_keys.contains(&key.as_str()) {
                 (kind.check_file_key)(key, value)
             } else {
@@ -420,7 +425,7 @@ mod tests {
         // A file key is decoded by its kind, a secret's value never shown.
         let found = problems(
             "taxii:https://t.example/a/collections/c/",
-            json!({"taxii_username": 7, "taxii_password": "${PW}"}),
+            json!({"taxii_username": 7, "taxii_password": 123456789}),
         );
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].1.contains("expected a string"), "{found:?}");
@@ -428,39 +433,34 @@ mod tests {
 
     #[test]
     fn sinks_are_opened_with_their_credentials() {
-        let context = || {
-            SinkContext::new("amber", "Producer", None)
+        let context = SinkContext::new("amber", "Producer", None)
+            .unwrap()
+            .with_env(|name| (name == "MISP_KEY").then(|| "k".repeat(40)));
+        // The error of opening `to` with `keys` as its table.
+        let open = |to: &str, keys: Value| {
+            let mut table = json!({"to": to});
+            table
+                .as_object_mut()
                 .unwrap()
-                .with_env(|name| (name == "MISP_KEY").then(|| "k".repeat(40)))
+                .extend(keys.as_object().unwrap().clone());
+            let table: SinkTable = serde_json::from_value(table).unwrap();
+            let spec = SinkSpec::parse(to).unwrap();
+            crate::fixtures::error(spec.open(&SinkArgs::default(), Some(&table), &context))
         };
-        let spec = SinkSpec::parse("misp:https://misp.example.org/").unwrap();
-        assert!(spec.open(&SinkArgs::default(), None, &context()).is_ok());
+        assert_eq!(open("misp:https://misp.example.org/", json!({})), "");
         // A key from the file takes the place of the variable, and is checked the same way.
-        let table: SinkTable = serde_json::from_value(
-            json!({"to": "misp:https://misp.example.org/", "misp_key": "short"}),
-        )
-        .unwrap();
-        let error = spec
-            .open(&SinkArgs::default(), Some(&table), &context())
-            .err()
-            .unwrap();
+        let error = open(
+            "misp:https://misp.example.org/",
+            json!({"misp_key": "short"}),
+        );
         assert!(
-            error.to_string().contains("40 letters and digits"),
+            error.contains("40 letters and digits") && !error.contains("short"),
             "{error}"
         );
-        assert!(!error.to_string().contains("short"), "{error}");
-        let spec = SinkSpec::parse("taxii:https://t.example/a/collections/c/").unwrap();
-        let table: SinkTable = serde_json::from_value(
-            json!({"to": "taxii:https://t.example/a/collections/c/", "taxii_username": "u"}),
-        )
-        .unwrap();
-        let error = spec
-            .open(&SinkArgs::default(), Some(&table), &context())
-            .err()
-            .unwrap();
-        assert!(
-            error.to_string().contains("TAXII_PASSWORD is not"),
-            "{error}"
+        let error = open(
+            "taxii:https://t.example/a/collections/c/",
+            json!({"taxii_username": "u"}),
         );
+        assert!(error.contains("TAXII_PASSWORD is not"), "{error}");
     }
 }

@@ -528,12 +528,17 @@ fn patterns_are_explained() {
     );
 }
 
-/// The options the `index`th sink of `args` is opened with.
-fn sink_options(args: &ExportArgs, index: usize) -> String {
-    let crate::sinks::To::Sink(spec) = crate::sinks::To::parse(&args.to[index]).unwrap() else {
-        panic!("not a sink")
+/// The options each sink of `args` is opened with.
+fn sink_options(args: &ExportArgs) -> Vec<String> {
+    let options = |(index, to): (usize, &String)| match crate::sinks::To::parse(to) {
+        Ok(crate::sinks::To::Sink(spec)) => spec.describe(&args.sinks, args.file.sink(index)),
+        _ => panic!("not a sink: {to}"),
     };
-    spec.describe(&args.sinks, args.file.sink(index)).unwrap()
+    args.to
+        .iter()
+        .enumerate()
+        .map(|s| options(s).unwrap())
+        .collect()
 }
 
 /// Parses a command line and merges `text` into it, as `main` does.
@@ -592,12 +597,11 @@ fn the_file_fills_in_what_the_command_line_leaves_out() {
     assert_eq!(args.to, ["stix:out/chunks/", "csv:out/i.csv"]);
     // Each sink has its table's options; what neither gives keeps its default.
     assert_eq!(
-        sink_options(&args, 0),
-        "ChunkedBundleConfig { max_bundle_objects: 100, max_bundle_bytes: 52428800 }"
-    );
-    assert_eq!(
-        sink_options(&args, 1),
-        "CsvConfig { csv_columns: Columns([Value]), csv_mode: Delta }"
+        sink_options(&args),
+        [
+            "ChunkedBundleConfig { max_bundle_objects: 100, max_bundle_bytes: 52428800 }",
+            "CsvConfig { csv_columns: Columns([Value]), csv_mode: Delta }"
+        ]
     );
     assert!(matches!(args.actor_as, ActorAsArg::ThreatActor));
 }
@@ -635,12 +639,11 @@ fn the_command_line_wins_over_the_file() {
     ));
     // Per-sink options yield to the option given for every sink.
     assert_eq!(
-        sink_options(&args, 0),
-        "ChunkedBundleConfig { max_bundle_objects: 7, max_bundle_bytes: 52428800 }"
-    );
-    assert_eq!(
-        sink_options(&args, 1),
-        "CsvConfig { csv_columns: Columns([Type]), csv_mode: Snapshot }"
+        sink_options(&args),
+        [
+            "ChunkedBundleConfig { max_bundle_objects: 7, max_bundle_bytes: 52428800 }",
+            "CsvConfig { csv_columns: Columns([Type]), csv_mode: Snapshot }"
+        ]
     );
     // What the command line does not give still comes from the file.
     assert_eq!(args.filters.seen_since.as_deref(), Some("2024-01-01"));

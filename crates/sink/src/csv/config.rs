@@ -4,8 +4,7 @@ use std::fmt;
 use std::path::Path;
 
 use super::sink::CsvSink;
-use crate::registry::{NoFileKeys, SinkConfig, SinkContext};
-use crate::{Sink, SinkError};
+use crate::registry::{Built, NoFileKeys, SinkConfig, SinkContext};
 
 /// `--to csv:<file>`.
 #[derive(Clone, Debug, clap::Args)]
@@ -31,12 +30,7 @@ impl SinkConfig for CsvConfig {
     const NAME: &'static str = "csv:";
     type FileKeys = NoFileKeys;
 
-    fn build(
-        self,
-        target: &str,
-        _: NoFileKeys,
-        context: &SinkContext,
-    ) -> Result<Box<dyn Sink>, SinkError> {
+    fn build(self, target: &str, _: NoFileKeys, context: &SinkContext) -> Built {
         Ok(Box::new(CsvSink::create(
             Path::new(target),
             &self.csv_columns.0,
@@ -109,20 +103,8 @@ impl Column {
         Column::IndicatorId,
     ];
 
-    /// The columns written without `--csv-columns`.
-    pub const DEFAULT: [Column; 11] = [
-        Column::Value,
-        Column::Type,
-        Column::ProfileId,
-        Column::ProfileTitle,
-        Column::Kind,
-        Column::Source,
-        Column::FirstSeen,
-        Column::LastSeen,
-        Column::Confidence,
-        Column::Tlp,
-        Column::StixId,
-    ];
+    /// The columns written without `--csv-columns`: all but the MDTI indicator id.
+    pub const DEFAULT: &'static [Column] = Column::ALL.split_at(11).0;
 
     /// The column's name, in the header and in `--csv-columns`.
     pub fn name(self) -> &'static str {

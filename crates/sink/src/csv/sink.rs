@@ -336,7 +336,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.csv");
         let mut sink =
-            Box::new(CsvSink::create(&path, &Column::DEFAULT, "amber", CsvMode::Snapshot).unwrap());
+            Box::new(CsvSink::create(&path, Column::DEFAULT, "amber", CsvMode::Snapshot).unwrap());
         for record in records() {
             sink.write(&record).unwrap();
         }
@@ -673,14 +673,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let snapshot = CsvSink::create(
             &dir.path().join("s.csv"),
-            &Column::DEFAULT,
+            Column::DEFAULT,
             "amber",
             CsvMode::Snapshot,
         )
         .unwrap();
         let delta = CsvSink::create(
             &dir.path().join("d.csv"),
-            &Column::DEFAULT,
+            Column::DEFAULT,
             "amber",
             CsvMode::Delta,
         )

@@ -388,51 +388,27 @@ pub(crate) fn revoked_membership(profile_id: &str, value: &str) -> Mapped {
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic
 mod tests {
     use super::*;
-    use crate::misp::config::{Distribution, Organisation};
-    use crate::misp::mapping::AttributeTable;
+    use crate::fixtures;
+    use crate::misp::config::Distribution;
     use crate::misp::merge::merge;
-    use ctiport_model::graph::IndicatorSource;
     use ctiport_model::record::{Emitted, ObservableType, Version};
     use ctiport_model::stix::EncodedObject;
 
     fn options() -> MispOptions {
-        MispOptions {
-            distribution: Distribution::Community,
-            org: Organisation::new("Example CTI Org", None),
-            max_attributes: 100,
-            tlp: "amber".into(),
-            table: AttributeTable::embedded().unwrap(),
-        }
+        fixtures::misp_options(Distribution::Community, 100)
     }
 
     fn profile(id: &str) -> Mapped {
-        Mapped::Profile(MappedProfile {
-            profile_id: id.into(),
-            title: format!("Actor {id}"),
-            kind: ProfileKind::Actor,
-            indicated_ref: format!("threat-actor--{id}"),
-            profile: Arc::new(IntelProfile {
-                first_active: Timestamp::parse("2020-02-24T00:00:00Z"),
-                ..IntelProfile::titled(id, ProfileKind::Actor, &format!("Actor {id}"))
-            }),
-            objects: vec![],
-        })
+        fixtures::actor(id)
     }
 
     fn indicator(profile_id: &str, value: &str) -> Mapped {
-        Mapped::Indicator(MappedIndicator {
-            indicator_id: format!("i-{value}"),
-            profile_id: profile_id.into(),
-            observable_type: ObservableType::Domain,
-            value: value.into(),
-            source: Some(IndicatorSource::Osint),
-            first_seen: Timestamp::parse("2024-01-02T03:04:05Z"),
-            last_seen: Timestamp::parse("2024-03-01T00:00:00Z"),
-            confidence: Some(50),
-            host: None,
-            stix_id: format!("indicator--{value}"),
-            objects: vec![],
-        })
+        fixtures::indicator(
+            profile_id,
+            &format!("i-{value}"),
+            ObservableType::Domain,
+            value,
+        )
     }
 
     /// A revocation without a membership (a profile's SDO, report or note).

@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use super::feed::MispFeedSink;
 use super::mapping::AttributeTable;
+use crate::SinkError;
 use crate::options::{not_blank, whole_number};
-use crate::registry::{NoFileKeys, SinkConfig, SinkContext};
-use crate::{Sink, SinkError};
+use crate::registry::{Built, NoFileKeys, SinkConfig, SinkContext};
 
 /// The default of `--misp-max-attributes`: MISP handles events of thousands of attributes well,
 /// not hundreds of thousands (reference `misp.md` §3.8).
@@ -142,12 +142,7 @@ impl SinkConfig for MispFeedConfig {
     const NAME: &'static str = "misp-feed:";
     type FileKeys = NoFileKeys;
 
-    fn build(
-        self,
-        target: &str,
-        _: NoFileKeys,
-        context: &SinkContext,
-    ) -> Result<Box<dyn Sink>, SinkError> {
+    fn build(self, target: &str, _: NoFileKeys, context: &SinkContext) -> Built {
         let options = self.events.options(context)?;
         Ok(Box::new(MispFeedSink::create(Path::new(target), options)?))
     }

@@ -21,8 +21,8 @@
 
 mod batch;
 mod builder;
-mod config;
-mod event;
+pub(crate) mod config;
+pub(crate) mod event;
 mod feed;
 mod mapping;
 mod merge;

@@ -3,8 +3,7 @@
 use std::path::Path;
 
 use super::sink::NdjsonSink;
-use crate::registry::{NoFileKeys, SinkConfig, SinkContext};
-use crate::{Sink, SinkError};
+use crate::registry::{Built, NoFileKeys, SinkConfig, SinkContext};
 
 /// `--to ndjson:<file>`.
 #[derive(Clone, Debug, clap::Args)]
@@ -14,12 +13,7 @@ impl SinkConfig for NdjsonConfig {
     const NAME: &'static str = "ndjson:";
     type FileKeys = NoFileKeys;
 
-    fn build(
-        self,
-        target: &str,
-        _: NoFileKeys,
-        _: &SinkContext,
-    ) -> Result<Box<dyn Sink>, SinkError> {
+    fn build(self, target: &str, _: NoFileKeys, _: &SinkContext) -> Built {
         Ok(Box::new(NdjsonSink::create(Path::new(target))?))
     }
 }

@@ -6,8 +6,7 @@ use std::path::Path;
 use super::chunked::{ChunkLimits, ChunkedBundleSink};
 use super::single::BundleSink;
 use crate::options::whole_number;
-use crate::registry::{NoFileKeys, SinkConfig, SinkContext};
-use crate::{Sink, SinkError};
+use crate::registry::{Built, NoFileKeys, SinkConfig, SinkContext};
 
 /// `--to stix:<file.json>`: one bundle.
 #[derive(Clone, Debug, clap::Args)]
@@ -21,12 +20,7 @@ impl SinkConfig for BundleConfig {
         !target.ends_with('/')
     }
 
-    fn build(
-        self,
-        target: &str,
-        _: NoFileKeys,
-        _: &SinkContext,
-    ) -> Result<Box<dyn Sink>, SinkError> {
+    fn build(self, target: &str, _: NoFileKeys, _: &SinkContext) -> Built {
         Ok(Box::new(BundleSink::create(Path::new(target))?))
     }
 }
@@ -51,12 +45,7 @@ impl SinkConfig for ChunkedBundleConfig {
         target.ends_with('/')
     }
 
-    fn build(
-        self,
-        target: &str,
-        _: NoFileKeys,
-        _: &SinkContext,
-    ) -> Result<Box<dyn Sink>, SinkError> {
+    fn build(self, target: &str, _: NoFileKeys, _: &SinkContext) -> Built {
         let limits = ChunkLimits {
             max_objects: self.max_bundle_objects,
             max_bytes: self.max_bundle_bytes,

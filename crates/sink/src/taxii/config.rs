@@ -4,15 +4,14 @@
 
 use std::time::Duration;
 
-use ctiport_net::{Endpoint, HttpOptions, PlainHttp, Secret, UrlKind, parse_http_url};
+use ctiport_net::{Authorization, Endpoint, HttpOptions, PlainHttp, Secret, UrlKind};
 use serde::Deserialize;
 use url::Url;
 
 use super::sink::TaxiiSink;
 use crate::options::whole_number;
-use crate::push::{CaFile, PushError};
-use crate::registry::{SinkConfig, SinkContext};
-use crate::{Sink, SinkError};
+use crate::push::{CaFile, Connection, PushError};
+use crate::registry::{Built, SinkConfig, SinkContext};
 
 /// `--to taxii:<collection url>`.
 #[derive(Clone, Debug, clap::Args)]
@@ -48,23 +47,12 @@ impl SinkConfig for TaxiiConfig {
         CollectionUrl::parse(target).map(drop)
     }
 
-    fn build(
-        self,
-        target: &str,
-        keys: TaxiiKeys,
-        context: &SinkContext,
-    ) -> Result<Box<dyn Sink>, SinkError> {
-        // Credentials only from the environment or a config file's references to it, never from
-        // arguments; each half on its own.
-        let username = keys.taxii_username.or_else(|| context.var(USERNAME_VAR));
-        let password = keys
-            .taxii_password
-            .or_else(|| context.var(PASSWORD_VAR).map(Secret::new));
-        let http = self
-            .ca
-            .http(self.taxii_allow_http, REQUEST_TIMEOUT, MAX_ATTEMPTS);
+    fn build(self, target: &str, keys: TaxiiKeys, context: &SinkContext) -> Built {
+        let username = context.credential(keys.taxii_username.map(Secret::new), USERNAME_VAR);
+        let password = context.credential(keys.taxii_password, PASSWORD_VAR);
+        let http = TAXII.options(&self.ca, self.taxii_allow_http);
         let status_timeout = Duration::from_secs(self.taxii_status_timeout);
-        let target = BasicAuth::pair(username, password)
+        let target = basic_auth(username, password)
             .and_then(|auth| TaxiiTarget::new(target, &http, status_timeout, auth))
             .map_err(|e| e.in_sink("TAXII"))?;
         Ok(Box::new(TaxiiSink::new(target)))
@@ -75,47 +63,40 @@ impl SinkConfig for TaxiiConfig {
 pub const USERNAME_VAR: &str = "TAXII_USERNAME";
 pub const PASSWORD_VAR: &str = "TAXII_PASSWORD";
 
-/// How long one HTTP request may take before it is abandoned (and retried).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-/// Tries per request, the first included, for 429, 5xx and connection errors.
-pub const MAX_ATTEMPTS: u32 = 6;
-
-const COLLECTION_URL: UrlKind = UrlKind {
-    name: "a TAXII collection URL",
-    example: "https://host/<api-root>/collections/<collection-id>/",
-    credentials: "set TAXII_USERNAME and TAXII_PASSWORD instead",
+/// How a `taxii:` sink connects (a request may take two minutes).
+pub const TAXII: Connection = Connection {
+    url: UrlKind {
+        name: "a TAXII collection URL",
+        example: "https://host/<api-root>/collections/<collection-id>/",
+        credentials: "set TAXII_USERNAME and TAXII_PASSWORD instead",
+    },
+    plain_http: PlainHttp {
+        exposes: "credentials and intelligence",
+        allow_option: "--taxii-allow-http",
+    },
+    request_timeout: Duration::from_secs(120),
+    max_attempts: 6,
 };
 
-const PLAIN_HTTP: PlainHttp = PlainHttp {
-    exposes: "credentials and intelligence",
-    allow_option: "--taxii-allow-http",
-};
-
-/// HTTP Basic credentials.
-#[derive(Clone, Debug)]
-pub struct BasicAuth {
-    pub username: String,
-    pub password: Secret,
-}
-
-impl BasicAuth {
-    /// Both halves, or neither (no authentication); only one of them is always a mistake.
-    pub fn pair(
-        username: Option<String>,
-        password: Option<Secret>,
-    ) -> Result<Option<BasicAuth>, PushError> {
-        let username = username.filter(|v| !v.is_empty());
-        let password = password.filter(|v| !v.expose().is_empty());
-        match (username, password) {
-            (Some(username), Some(password)) => Ok(Some(BasicAuth { username, password })),
-            (None, None) => Ok(None),
-            (Some(_), None) => Err(PushError::Config(format!(
-                "{USERNAME_VAR} is set but {PASSWORD_VAR} is not"
-            ))),
-            (None, Some(_)) => Err(PushError::Config(format!(
-                "{PASSWORD_VAR} is set but {USERNAME_VAR} is not"
-            ))),
-        }
+/// HTTP Basic credentials: both halves, or neither (no authentication); only one of them is
+/// always a mistake.
+pub fn basic_auth(
+    username: Option<Secret>,
+    password: Option<Secret>,
+) -> Result<Option<Authorization>, PushError> {
+    let given = |value: Option<Secret>| value.filter(|v| !v.expose().is_empty());
+    match (given(username), given(password)) {
+        (Some(username), Some(password)) => Ok(Some(Authorization::Basic {
+            username: username.expose().to_owned(),
+            password,
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(PushError::Config(format!(
+            "{USERNAME_VAR} is set but {PASSWORD_VAR} is not"
+        ))),
+        (None, Some(_)) => Err(PushError::Config(format!(
+            "{PASSWORD_VAR} is set but {USERNAME_VAR} is not"
+        ))),
     }
 }
 
@@ -132,12 +113,13 @@ impl CollectionUrl {
     /// Splits `…/{api-root path}/collections/{id}/` into the collection URL (with its trailing
     /// slash), the API root URL and the collection id.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let url = parse_http_url(text, &COLLECTION_URL)?;
+        let url = TAXII.parse(text)?;
         let segments: Vec<&str> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
         // Ends with ["collections", id, ""] (the trailing slash gives the empty last segment).
         let n = segments.len();
         if n < 3 || segments[n - 3] != "collections" || segments[n - 2].is_empty() {
-            return Err(COLLECTION_URL
+            return Err(TAXII
+                .url
                 .not_one(text, "the path must end with /collections/<collection-id>/"));
         }
         let root_path = format!(
@@ -158,7 +140,7 @@ impl CollectionUrl {
 pub struct TaxiiTarget {
     pub collection: CollectionUrl,
     pub endpoint: Endpoint,
-    pub auth: Option<BasicAuth>,
+    pub auth: Option<Authorization>,
     /// How long to wait for a `pending` status to become `complete`.
     pub status_timeout: Duration,
 }
@@ -169,11 +151,10 @@ impl TaxiiTarget {
         collection: &str,
         http: &HttpOptions,
         status_timeout: Duration,
-        auth: Option<BasicAuth>,
+        auth: Option<Authorization>,
     ) -> Result<Self, PushError> {
         let collection = CollectionUrl::parse(collection).map_err(PushError::Config)?;
-        let endpoint =
-            Endpoint::new(collection.url.clone(), http, &PLAIN_HTTP).map_err(PushError::Config)?;
+        let endpoint = TAXII.endpoint(collection.url.clone(), http)?;
         Ok(TaxiiTarget {
             collection,
             endpoint,
@@ -195,12 +176,7 @@ mod tests {
     }
 
     fn http(allow_http: bool) -> HttpOptions {
-        HttpOptions {
-            allow_http,
-            ca_file: None,
-            request_timeout: REQUEST_TIMEOUT,
-            max_attempts: MAX_ATTEMPTS,
-        }
+        TAXII.options(&CaFile { ca_file: None }, allow_http)
     }
 
     #[test]
@@ -281,19 +257,16 @@ mod tests {
 
     #[test]
     fn credentials_come_in_pairs_and_never_print() {
-        let secret = || Some(Secret::new("Hunter2-secret"));
-        let auth = BasicAuth::pair(Some("admin".into()), secret())
+        let secret = |text: &str| Some(Secret::new(text));
+        let auth = basic_auth(secret("admin"), secret("Hunter2-secret"))
             .unwrap()
             .unwrap();
-        assert_eq!(auth.username, "admin");
-        assert_eq!(auth.password.expose(), "Hunter2-secret");
+        assert!(matches!(&auth, Authorization::Basic { username, password }
+                if username == "admin" && password.expose() == "Hunter2-secret"));
         assert!(!format!("{auth:?}").contains("Hunter2"));
-        assert!(matches!(BasicAuth::pair(None, None), Ok(None)));
-        assert!(matches!(
-            BasicAuth::pair(Some(String::new()), Some(Secret::new(""))),
-            Ok(None)
-        ));
-        assert!(BasicAuth::pair(Some("admin".into()), None).is_err());
-        assert!(BasicAuth::pair(None, secret()).is_err());
+        assert!(matches!(basic_auth(None, None), Ok(None)));
+        assert!(matches!(basic_auth(secret(""), secret("")), Ok(None)));
+        assert!(basic_auth(secret("admin"), None).is_err());
+        assert!(basic_auth(None, secret("x")).is_err());
     }
 }

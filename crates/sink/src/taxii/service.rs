@@ -2,13 +2,12 @@
 //! 429/5xx/connection errors (honouring `Retry-After`), and every refusal turned into an error that
 //! names its likely cause.
 
-use ctiport_net::{Answer, HttpClient, likely_cause, plain_text_detail};
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use ctiport_net::{Answer, Dialect, HttpClient, likely_cause, plain_text_detail};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::config::{BasicAuth, PASSWORD_VAR, TaxiiTarget, USERNAME_VAR};
+use super::config::{PASSWORD_VAR, TaxiiTarget, USERNAME_VAR};
 use super::envelope::Envelope;
 use super::resources::{ApiRoot, Collection, ObjectsPage, Status, TAXII_MEDIA_TYPE, error_detail};
 use crate::push::PushError;
@@ -26,9 +25,15 @@ pub enum Posted {
     TooLarge,
 }
 
+/// How TAXII 2.1 speaks HTTP.
+const TAXII: Dialect = Dialect {
+    name: "TAXII",
+    media_type: TAXII_MEDIA_TYPE,
+    detail: error_detail,
+};
+
 pub struct TaxiiService {
     http: HttpClient,
-    auth: Option<BasicAuth>,
     api_root: Url,
     collection: Url,
     objects: Url,
@@ -38,7 +43,7 @@ impl TaxiiService {
     pub fn new(target: &TaxiiTarget) -> Result<Self, PushError> {
         let http = target
             .endpoint
-            .client("TAXII", error_detail)
+            .client(TAXII, target.auth.as_ref())
             .map_err(PushError::Config)?;
         let objects = target
             .collection
@@ -47,7 +52,6 @@ impl TaxiiService {
             .map_err(|e| PushError::Config(format!("bad collection URL: {e}")))?;
         Ok(TaxiiService {
             http,
-            auth: target.auth.clone(),
             api_root: target.collection.api_root.clone(),
             collection: target.collection.url.clone(),
             objects,
@@ -71,6 +75,7 @@ impl TaxiiService {
         let url = self.objects.clone();
         let body = envelope.body();
         let answer = self
+            .http
             .send(Method::POST, &url, Some(&body), "adding objects")
             .await?;
         match answer.status {
@@ -124,37 +129,11 @@ impl TaxiiService {
     }
 
     async fn get_json<T: DeserializeOwned>(&self, url: &Url, what: &str) -> Result<T, PushError> {
-        let answer = self.send(Method::GET, url, None, what).await?;
+        let answer = self.http.send(Method::GET, url, None, what).await?;
         if answer.status != StatusCode::OK {
             return Err(self.refusal(&answer, url, what));
         }
         parse(&answer.body, what)
-    }
-
-    /// Sends one request, retrying what can succeed on retry; any other answer is returned.
-    async fn send(
-        &self,
-        method: Method,
-        url: &Url,
-        body: Option<&[u8]>,
-        what: &str,
-    ) -> Result<Answer, PushError> {
-        let build = || {
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .header(ACCEPT, TAXII_MEDIA_TYPE);
-            if let Some(auth) = &self.auth {
-                request = request.basic_auth(&auth.username, Some(auth.password.expose()));
-            }
-            if let Some(body) = body {
-                request = request
-                    .header(CONTENT_TYPE, TAXII_MEDIA_TYPE)
-                    .body(body.to_vec());
-            }
-            request
-        };
-        Ok(self.http.send(build, url, what).await?)
     }
 
     /// The error for an answer the sink cannot go on from, naming the likely cause.
@@ -167,7 +146,7 @@ impl TaxiiService {
             detail
         };
         PushError::Refused(match answer.status {
-            StatusCode::UNAUTHORIZED if self.auth.is_none() => format!(
+            StatusCode::UNAUTHORIZED if !self.http.is_authorized() => format!(
                 "authentication required (HTTP 401) for {what} at {url}: set {USERNAME_VAR} and \
                  {PASSWORD_VAR} in the environment"
             ),

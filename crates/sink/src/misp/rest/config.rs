@@ -3,14 +3,13 @@
 
 use std::time::Duration;
 
-use ctiport_net::{Endpoint, HttpOptions, PlainHttp, Secret, UrlKind, parse_http_url};
+use ctiport_net::{Endpoint, HttpOptions, PlainHttp, Secret, UrlKind};
 use serde::Deserialize;
 
 use super::sink::MispRestSink;
 use crate::misp::config::MispEventArgs;
-use crate::push::{CaFile, PushError};
-use crate::registry::{SinkConfig, SinkContext};
-use crate::{Sink, SinkError};
+use crate::push::{CaFile, Connection, PushError};
+use crate::registry::{Built, SinkConfig, SinkContext};
 
 /// `--to misp:<base url>`: the events' options, as for a feed, and the connection's.
 #[derive(Clone, Debug, clap::Args)]
@@ -40,24 +39,13 @@ impl SinkConfig for MispRestConfig {
     const SECRET_KEYS: &'static [&'static str] = &["misp_key"];
 
     fn check_target(target: &str) -> Result<(), String> {
-        parse_base_url(target).map(drop)
+        MISP.parse(target).map(drop)
     }
 
-    fn build(
-        self,
-        target: &str,
-        keys: MispKeys,
-        context: &SinkContext,
-    ) -> Result<Box<dyn Sink>, SinkError> {
+    fn build(self, target: &str, keys: MispKeys, context: &SinkContext) -> Built {
         let options = self.events.options(context)?;
-        // The key only from the environment or a config file's reference to it, never from
-        // arguments.
-        let key = keys
-            .misp_key
-            .or_else(|| context.var(KEY_VAR).map(Secret::new));
-        let http = self
-            .ca
-            .http(self.misp_allow_http, REQUEST_TIMEOUT, MAX_ATTEMPTS);
+        let key = context.credential(keys.misp_key, KEY_VAR);
+        let http = MISP.options(&self.ca, self.misp_allow_http);
         let target = MispTarget::new(target, &http, key).map_err(|e| e.in_sink("MISP"))?;
         Ok(Box::new(MispRestSink::new(target, options)?))
     }
@@ -66,21 +54,20 @@ impl SinkConfig for MispRestConfig {
 /// The environment variable that holds the API key.
 pub const KEY_VAR: &str = "MISP_KEY";
 
-/// How long one HTTP request may take before it is abandoned (and retried). MISP answers an add
-/// or edit of a large event only once it has saved every attribute.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
-/// Tries per request, the first included, for 429, 5xx and connection errors.
-pub const MAX_ATTEMPTS: u32 = 6;
-
-const BASE_URL: UrlKind = UrlKind {
-    name: "a MISP base URL",
-    example: "https://misp.example.org/",
-    credentials: "set MISP_KEY instead",
-};
-
-const PLAIN_HTTP: PlainHttp = PlainHttp {
-    exposes: "the API key and the intelligence",
-    allow_option: "--misp-allow-http",
+/// How a `misp:` sink connects. A request may take five minutes: MISP answers an add or edit of
+/// a large event only once it has saved every attribute.
+pub const MISP: Connection = Connection {
+    url: UrlKind {
+        name: "a MISP base URL",
+        example: "https://misp.example.org/",
+        credentials: "set MISP_KEY instead",
+    },
+    plain_http: PlainHttp {
+        exposes: "the API key and the intelligence",
+        allow_option: "--misp-allow-http",
+    },
+    request_timeout: Duration::from_secs(300),
+    max_attempts: 6,
 };
 
 /// A validated MISP target.
@@ -94,18 +81,13 @@ pub struct MispTarget {
 impl MispTarget {
     /// Validates `base` (the text after `misp:`) and the key against the options.
     pub fn new(base: &str, http: &HttpOptions, key: Option<Secret>) -> Result<Self, PushError> {
-        let url = parse_base_url(base).map_err(PushError::Config)?;
-        let endpoint = Endpoint::new(url, http, &PLAIN_HTTP).map_err(PushError::Config)?;
+        let url = MISP.parse(base).map_err(PushError::Config)?;
+        let endpoint = MISP.endpoint(url, http)?;
         Ok(MispTarget {
             endpoint,
             key: parse_key(key)?,
         })
     }
-}
-
-/// `https://host[:port][/path]` → the base URL with a trailing slash.
-pub fn parse_base_url(text: &str) -> Result<url::Url, String> {
-    parse_http_url(text, &BASE_URL)
 }
 
 /// The key from `MISP_KEY`: MISP accepts only 40 letters and digits (reference `misp.md` §3.1),
@@ -143,21 +125,18 @@ mod tests {
     const KEY: &str = "0123456789abcdefghijABCDEFGHIJ0123456789";
 
     fn http(allow_http: bool) -> HttpOptions {
-        HttpOptions {
-            allow_http,
-            ca_file: None,
-            request_timeout: REQUEST_TIMEOUT,
-            max_attempts: MAX_ATTEMPTS,
-        }
+        MISP.options(&CaFile { ca_file: None }, allow_http)
     }
 
     #[test]
     fn base_urls_keep_their_path_and_refuse_credentials() {
         assert_eq!(
-            parse_base_url("https://example.org/misp").unwrap().as_str(),
+            MISP.parse("https://example.org/misp").unwrap().as_str(),
             "https://example.org/misp/"
         );
-        let error = parse_base_url("https://u:hunter2@misp.example.org/").unwrap_err();
+        let error = MISP
+            .parse("https://u:hunter2@misp.example.org/")
+            .unwrap_err();
         assert!(
             error.contains(KEY_VAR) && !error.contains("hunter2"),
             "{error}"

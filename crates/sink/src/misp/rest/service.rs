@@ -2,8 +2,8 @@
 //! answers HTML without it), retries with backoff on 429/5xx/connection errors, and every refusal
 //! turned into an outcome or an error that names its likely cause (reference `misp.md` §3).
 
-use ctiport_net::{Answer, HttpClient, likely_cause, plain_text_detail};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION};
+use ctiport_net::{Answer, Authorization, Dialect, HttpClient, likely_cause, plain_text_detail};
+use reqwest::header::LOCATION;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use url::Url;
@@ -12,7 +12,12 @@ use super::config::{KEY_VAR, MispTarget};
 use super::stored::{EventResponse, Me, StoredEvent};
 use crate::push::PushError;
 
-const JSON: &str = "application/json";
+/// How MISP's REST API speaks HTTP (it answers HTML without `Accept: application/json`).
+const MISP: Dialect = Dialect {
+    name: "MISP",
+    media_type: "application/json",
+    detail: api_message,
+};
 
 /// What `POST /events/add` came to.
 #[derive(Debug)]
@@ -38,24 +43,19 @@ pub enum Edited {
 
 pub struct MispService {
     http: HttpClient,
-    /// The key as a header value marked sensitive (never printed by the HTTP stack).
-    authorization: HeaderValue,
     base: Url,
 }
 
 impl MispService {
     pub fn new(target: &MispTarget) -> Result<Self, PushError> {
+        // The key is the whole `Authorization` header (reference `misp.md` §3.1).
+        let key = Authorization::Key(target.key.clone());
         let http = target
             .endpoint
-            .client("MISP", api_message)
-            .map_err(PushError::Config)?;
-        let mut authorization = HeaderValue::from_str(target.key.expose()).map_err(|_| {
-            PushError::Config(format!("{KEY_VAR} holds characters a header cannot carry"))
-        })?;
-        authorization.set_sensitive(true);
+            .client(MISP, Some(&key))
+            .map_err(|e| PushError::Config(format!("{KEY_VAR}: {e}")))?;
         Ok(MispService {
             http,
-            authorization,
             base: target.endpoint.url.clone(),
         })
     }
@@ -70,6 +70,7 @@ impl MispService {
     pub async fn me(&self) -> Result<Me, PushError> {
         let url = self.url("users/view/me")?;
         let answer = self
+            .http
             .send(Method::GET, &url, None, "reading the key's user")
             .await?;
         if answer.status != StatusCode::OK {
@@ -88,6 +89,7 @@ impl MispService {
     pub async fn exists(&self, uuid: &str) -> Result<bool, PushError> {
         let url = self.url(&format!("events/view/{uuid}"))?;
         let answer = self
+            .http
             .send(Method::HEAD, &url, None, "looking up an event")
             .await?;
         match answer.status {
@@ -103,6 +105,7 @@ impl MispService {
         let url = self.url(&format!("events/view/{uuid}"))?;
         let body = br#"{"deleted": [0, 1]}"#;
         let answer = self
+            .http
             .send(Method::POST, &url, Some(body), "reading an event")
             .await?;
         match answer.status {
@@ -116,6 +119,7 @@ impl MispService {
     pub async fn add(&self, body: &[u8]) -> Result<Added, PushError> {
         let url = self.url("events/add")?;
         let answer = self
+            .http
             .send(Method::POST, &url, Some(body), "adding an event")
             .await?;
         match answer.status {
@@ -147,6 +151,7 @@ impl MispService {
     pub async fn edit(&self, uuid: &str, body: &[u8]) -> Result<Edited, PushError> {
         let url = self.url(&format!("events/edit/{uuid}"))?;
         let answer = self
+            .http
             .send(Method::POST, &url, Some(body), "editing an event")
             .await?;
         match answer.status {
@@ -170,27 +175,6 @@ impl MispService {
             ))),
             _ => Err(self.denied_or(&answer, &url, "editing an event")),
         }
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        url: &Url,
-        body: Option<&[u8]>,
-        what: &str,
-    ) -> Result<Answer, PushError> {
-        let build = || {
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .header(AUTHORIZATION, self.authorization.clone())
-                .header(ACCEPT, JSON);
-            if let Some(body) = body {
-                request = request.header(CONTENT_TYPE, JSON).body(body.to_vec());
-            }
-            request
-        };
-        Ok(self.http.send(build, url, what).await?)
     }
 
     /// A 403 that is not a save failure: a bad key or a role without the permission stops the

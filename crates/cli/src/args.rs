@@ -57,10 +57,6 @@ pub struct ExportArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// What `--config` gives beyond the command line's options.
-    #[arg(skip)]
-    pub file: crate::config::FromFile,
-
     #[command(flatten)]
     pub graph: GraphArgs,
 

@@ -32,6 +32,7 @@ use ctiport_transform::{ActorAs, Mapper, MappingOptions, Mappings};
 use tracing_subscriber::EnvFilter;
 
 use args::{ActorAsArg, Cli, Command, ExportArgs, LogFormat, LogLevel};
+use config::FromFile;
 
 /// Exit codes (documented in the README and in `--help`).
 const EXIT_FAILED: u8 = 1;
@@ -55,16 +56,19 @@ fn main() -> ExitCode {
         Command::Export(args) => {
             config::apply(&matches, args, &mut cli.log_format, &mut cli.log_level)
         }
-        Command::Validate { .. } => Ok(()),
+        Command::Validate { .. } => Ok(FromFile::default()),
     };
-    if let Err(message) = applied {
-        eprintln!("ctiport: {message}");
-        return ExitCode::from(EXIT_USAGE);
-    }
+    let file = match applied {
+        Ok(file) => file,
+        Err(message) => {
+            eprintln!("ctiport: {message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     init_logging(cli.log_format, cli.log_level);
     match cli.command {
         Command::Validate { path } => validate::run(&path),
-        Command::Export(args) => export(args),
+        Command::Export(args) => export(args, file),
     }
 }
 
@@ -90,11 +94,11 @@ fn init_logging(format: LogFormat, level: LogLevel) {
     }
 }
 
-fn export(args: ExportArgs) -> ExitCode {
-    if let Some(path) = &args.file.path {
+fn export(args: ExportArgs, file: FromFile) -> ExitCode {
+    if let Some(path) = &file.path {
         tracing::debug!("options from {}", path.display());
     }
-    let export = match configure(&args).map_err(|message| args.file.explain(message)) {
+    let export = match configure(&args, &file).map_err(|message| file.explain(message)) {
         Ok(export) => export,
         Err(message) => {
             tracing::error!("{message}");
@@ -142,7 +146,7 @@ fn export(args: ExportArgs) -> ExitCode {
 }
 
 /// Turns the arguments into a runnable export, or a usage/configuration error message.
-fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
+fn configure(args: &ExportArgs, file: &FromFile) -> Result<pipeline::Export, String> {
     let from = args.from.as_deref().ok_or("--from is required")?;
     let enrich = EnrichOptions {
         hosts: args.enrich.contains(&args::EnrichArg::Hosts),
@@ -187,7 +191,7 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
             Source::Dump(dump)
         }
         None if from == "graph" => {
-            let mut config = graph_config(&args.graph, &args.file)?;
+            let mut config = graph_config(&args.graph, file)?;
             config.enrich = Some(enrich);
             config.selection = selection;
             config.enrich_gate = enrich_gate;
@@ -216,7 +220,7 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         producer_name: args.producer_name.clone(),
     };
     let mapper = Mapper::new(options, mappings)?;
-    let sinks = sinks::open_sinks(args)?;
+    let sinks = sinks::open_sinks(args, &file.sinks)?;
     let state = args.state.clone().map(|path| pipeline::StateOptions {
         path,
         coverage: state::Coverage {
@@ -238,7 +242,7 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
 
 /// The live source's settings; credentials only from the environment (or a config file's
 /// `[source.graph]`, whose secret is a reference to the environment), never from arguments.
-fn graph_config(args: &args::GraphArgs, file: &config::FromFile) -> Result<GraphConfig, String> {
+fn graph_config(args: &args::GraphArgs, file: &FromFile) -> Result<GraphConfig, String> {
     let variable = |given: Option<&str>, name: &str| {
         given
             .map(str::to_owned)

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use ctiport_net::redact_userinfo;
-use ctiport_sink::{SinkContext, SinkSpec, foreign_key, schemes};
+use ctiport_sink::{SinkContext, SinkSpec, SinkTable, foreign_key, schemes};
 use serde_json::{Map, Value};
 
 use crate::args::ExportArgs;
@@ -56,8 +56,9 @@ pub fn check_table(table: &Map<String, Value>) -> Vec<(String, String)> {
     }
 }
 
-/// Opens every `--to` sink but the `dump:` capture; any failure here is a configuration error.
-pub fn open_sinks(args: &ExportArgs) -> Result<Vec<NamedSink>, String> {
+/// Opens every `--to` sink but the `dump:` capture, each with its `[[sinks]]` table when they
+/// come from a config file (`tables`, one per `--to`); any failure here is a configuration error.
+pub fn open_sinks(args: &ExportArgs, tables: &[SinkTable]) -> Result<Vec<NamedSink>, String> {
     let context = SinkContext::new(
         args.tlp.level(),
         &args.producer_name,
@@ -72,7 +73,7 @@ pub fn open_sinks(args: &ExportArgs) -> Result<Vec<NamedSink>, String> {
         if !seen.insert(text.clone()) {
             return Err(format!("sink '{}' is given twice", redact_userinfo(text)));
         }
-        let table = args.file.sink(index);
+        let table = tables.get(index);
         if let Ok(options) = spec.describe(&args.sinks, table) {
             tracing::debug!(sink = %redact_userinfo(text), "options {options}");
         }

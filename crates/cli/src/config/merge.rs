@@ -30,11 +30,6 @@ pub struct FromFile {
 }
 
 impl FromFile {
-    /// The `[[sinks]]` table of the `index`th `--to`, if it came from the file.
-    pub fn sink(&self, index: usize) -> Option<&SinkTable> {
-        self.sinks.get(index)
-    }
-
     /// A configuration error about an option (`--seen-since: …`) restated about the key its
     /// value came from (`ctiport.toml: filters.seen_since: …`).
     pub fn explain(&self, message: String) -> String {
@@ -60,9 +55,9 @@ pub fn apply(
     args: &mut ExportArgs,
     log_format: &mut LogFormat,
     log_level: &mut LogLevel,
-) -> Result<(), String> {
+) -> Result<FromFile, String> {
     let Some(path) = args.config.clone() else {
-        return Ok(());
+        return Ok(FromFile::default());
     };
     let config = super::load(&path, &|name| std::env::var(name).ok())?;
     merge(config, &path, matches, args, log_format, log_level)
@@ -84,7 +79,7 @@ pub fn merge(
     args: &mut ExportArgs,
     log_format: &mut LogFormat,
     log_level: &mut LogLevel,
-) -> Result<(), String> {
+) -> Result<FromFile, String> {
     let export = matches.subcommand_matches("export").unwrap_or(matches);
     let mut keys = Vec::new();
     // `fill!(file value, option id, option name, key => target)`: the file's value, unless the
@@ -176,13 +171,12 @@ pub fn merge(
             "{shown}: no sink: add a [[sinks]] table with `to = \"…\"`, or pass --to"
         ));
     }
-    args.file = FromFile {
+    Ok(FromFile {
         path: Some(path.to_owned()),
         sinks,
         tenant_id: graph.tenant_id,
         client_id: graph.client_id,
         client_secret: graph.client_secret,
         keys,
-    };
-    Ok(())
+    })
 }

@@ -529,9 +529,9 @@ fn patterns_are_explained() {
 }
 
 /// The options each sink of `args` is opened with.
-fn sink_options(args: &ExportArgs) -> Vec<String> {
+fn sink_options(args: &ExportArgs, file: &FromFile) -> Vec<String> {
     let options = |(index, to): (usize, &String)| match crate::sinks::To::parse(to) {
-        Ok(crate::sinks::To::Sink(spec)) => spec.describe(&args.sinks, args.file.sink(index)),
+        Ok(crate::sinks::To::Sink(spec)) => spec.describe(&args.sinks, file.sinks.get(index)),
         _ => panic!("not a sink: {to}"),
     };
     args.to
@@ -542,7 +542,10 @@ fn sink_options(args: &ExportArgs) -> Vec<String> {
 }
 
 /// Parses a command line and merges `text` into it, as `main` does.
-fn merged(text: &str, command_line: &[&str]) -> Result<(ExportArgs, LogFormat, LogLevel), String> {
+fn merged(
+    text: &str,
+    command_line: &[&str],
+) -> Result<(ExportArgs, FromFile, LogFormat, LogLevel), String> {
     let argv = ["ctiport"].iter().chain(command_line);
     let matches = Cli::command().try_get_matches_from(argv).unwrap();
     let cli = Cli::from_arg_matches(&matches).unwrap();
@@ -551,7 +554,7 @@ fn merged(text: &str, command_line: &[&str]) -> Result<(ExportArgs, LogFormat, L
     };
     let (mut format, mut level) = (cli.log_format, cli.log_level);
     let config = parse(text, &no_env).map_err(|p| format!("{p:?}"))?;
-    merge::merge(
+    let file = merge::merge(
         config,
         Path::new("c.toml"),
         &matches,
@@ -559,7 +562,7 @@ fn merged(text: &str, command_line: &[&str]) -> Result<(ExportArgs, LogFormat, L
         &mut format,
         &mut level,
     )?;
-    Ok((args, format, level))
+    Ok((args, file, format, level))
 }
 
 const FILE: &str = r#"
@@ -587,7 +590,7 @@ progress = false
 
 #[test]
 fn the_file_fills_in_what_the_command_line_leaves_out() {
-    let (args, format, level) = merged(FILE, &["export", "--config", "c.toml"]).unwrap();
+    let (args, file, format, level) = merged(FILE, &["export", "--config", "c.toml"]).unwrap();
     assert_eq!(args.from.as_deref(), Some("dir:samples/mdti"));
     assert_eq!(args.summary, Some(PathBuf::from("out/s.json")));
     assert_eq!(args.filters.profiles, ["a", "b"]);
@@ -597,7 +600,7 @@ fn the_file_fills_in_what_the_command_line_leaves_out() {
     assert_eq!(args.to, ["stix:out/chunks/", "csv:out/i.csv"]);
     // Each sink has its table's options; what neither gives keeps its default.
     assert_eq!(
-        sink_options(&args),
+        sink_options(&args, &file),
         [
             "ChunkedBundleConfig { max_bundle_objects: 100, max_bundle_bytes: 52428800 }",
             "CsvConfig { csv_columns: Columns([Value]), csv_mode: Delta }"
@@ -608,7 +611,7 @@ fn the_file_fills_in_what_the_command_line_leaves_out() {
 
 #[test]
 fn the_command_line_wins_over_the_file() {
-    let (args, format, level) = merged(
+    let (args, file, format, level) = merged(
         FILE,
         &[
             "--log-level",
@@ -639,7 +642,7 @@ fn the_command_line_wins_over_the_file() {
     ));
     // Per-sink options yield to the option given for every sink.
     assert_eq!(
-        sink_options(&args),
+        sink_options(&args, &file),
         [
             "ChunkedBundleConfig { max_bundle_objects: 7, max_bundle_bytes: 52428800 }",
             "CsvConfig { csv_columns: Columns([Type]), csv_mode: Snapshot }"
@@ -649,13 +652,13 @@ fn the_command_line_wins_over_the_file() {
     assert_eq!(args.filters.seen_since.as_deref(), Some("2024-01-01"));
 
     // `--to` replaces the file's sinks, options and all.
-    let (args, ..) = merged(
+    let (args, file, ..) = merged(
         FILE,
         &["export", "--config", "c.toml", "--to", "ndjson:o.ndjson"],
     )
     .unwrap();
     assert_eq!(args.to, ["ndjson:o.ndjson"]);
-    assert!(args.file.sink(0).is_none());
+    assert!(file.sinks.is_empty());
 }
 
 #[test]
@@ -689,19 +692,20 @@ fn a_file_without_source_or_sinks_needs_the_command_line() {
 
 #[test]
 fn option_errors_are_restated_about_the_key() {
-    let (args, ..) = merged(FILE, &["export", "--config", "c.toml"]).unwrap();
+    let (_, file, ..) = merged(FILE, &["export", "--config", "c.toml"]).unwrap();
     assert_eq!(
-        args.file.explain("--seen-since: 'x' is not a date".into()),
+        file.explain("--seen-since: 'x' is not a date".into()),
         "c.toml: filters.seen_since: 'x' is not a date"
     );
     assert_eq!(
-        args.file.explain("--tlp: nope".into()),
+        file.explain("--tlp: nope".into()),
         "c.toml: mapping.tlp: nope"
     );
     // An option the command line gave stays named as such.
-    let (args, ..) = merged(FILE, &["export", "--config", "c.toml", "--seen-since", "x"]).unwrap();
+    let (_, file, ..) =
+        merged(FILE, &["export", "--config", "c.toml", "--seen-since", "x"]).unwrap();
     assert_eq!(
-        args.file.explain("--seen-since: 'x' is not a date".into()),
+        file.explain("--seen-since: 'x' is not a date".into()),
         "--seen-since: 'x' is not a date"
     );
 }

@@ -29,7 +29,7 @@ mod fixtures;
 
 pub use atomic::AtomicFile;
 pub use options::{SinkArgs, SinkTable};
-pub use registry::{SinkConfig, SinkContext, SinkSpec, foreign_key, schemes, secret_keys};
+pub use registry::{SinkContext, SinkSpec, foreign_key, schemes, secret_keys};
 
 use ctiport_model::record::Mapped;
 use ctiport_model::stix::EncodedObject;

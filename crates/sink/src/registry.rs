@@ -75,9 +75,9 @@ pub struct NoFileKeys {}
 /// What a sink may know of the run beyond its own options.
 pub struct SinkContext {
     /// The TLP level of the run (`clear`, `green`, `amber`, `amber+strict`, `red`).
-    pub tlp: String,
+    pub(crate) tlp: String,
     /// `--producer-name`: the MISP events' creator organisation unless a sink names another.
-    pub producer_name: String,
+    pub(crate) producer_name: String,
     /// The MISP attribute table of the run (`--mappings`).
     pub(crate) table: AttributeTable,
     /// Environment variables, where credentials come from when no config file gives them.
@@ -89,8 +89,7 @@ type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// Makes a kind's sink from its target, its table (if a config file gives one), the command
 /// line's sink options and the run.
-type Open =
-    fn(&str, Option<&SinkTable>, &SinkArgs, &SinkContext) -> Result<Box<dyn Sink>, SinkError>;
+type Open = fn(&str, Option<&SinkTable>, &SinkArgs, &SinkContext) -> Built;
 
 impl SinkContext {
     /// The context of a run; the MISP attribute table comes from `mappings` (else the built-in
@@ -177,7 +176,7 @@ fn open<C: SinkConfig>(
     table: Option<&SinkTable>,
     command_line: &SinkArgs,
     context: &SinkContext,
-) -> Result<Box<dyn Sink>, SinkError> {
+) -> Built {
     let config: C = options::resolve(table, command_line).map_err(SinkError::Other)?;
     let file = options::file_keys::<C::FileKeys>(table).map_err(SinkError::Other)?;
     config.build(target, file, context)
@@ -320,7 +319,7 @@ impl SinkSpec {
         command_line: &SinkArgs,
         table: Option<&SinkTable>,
         context: &SinkContext,
-    ) -> Result<Box<dyn Sink>, SinkError> {
+    ) -> Built {
         (self.kind.open)(&self.target, table, command_line, context)
     }
 }

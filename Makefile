@@ -43,6 +43,7 @@ bench: oracles
 	$(CARGO) build --release --locked -p ctiport -p ctiport-sim
 	$(PYTHON) bench/run_bench.py
 
+## lint: formatting and clippy with warnings as errors (.ci/run runs it before the tests)
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings

@@ -57,10 +57,6 @@ pub struct ExportArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// What `--config` gives beyond the command line's options.
-    #[arg(skip)]
-    pub file: crate::config::FromFile,
-
     #[command(flatten)]
     pub graph: GraphArgs,
 
@@ -110,32 +106,10 @@ pub struct ExportArgs {
     #[arg(long, requires = "state")]
     pub full: bool,
 
-    /// Most objects in one chunk of a `stix:<dir>/` sink.
-    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_bundle_objects: u64,
-
-    /// Most bytes in one chunk of a `stix:<dir>/` sink.
-    #[arg(long, value_name = "BYTES", default_value_t = 50 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
-    pub max_bundle_bytes: u64,
-
-    /// Allow a `taxii:` sink over plain http:// to a host other than loopback (credentials and
-    /// intelligence then travel unencrypted).
-    #[arg(long)]
-    pub taxii_allow_http: bool,
-
-    /// Allow a `misp:` sink over plain http:// to a host other than loopback (the API key and
-    /// intelligence then travel unencrypted).
-    #[arg(long)]
-    pub misp_allow_http: bool,
-
-    /// Extra CA certificate(s) (PEM) to trust for https:// sinks, for servers with a private CA.
-    /// TLS verification is always on.
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-
-    /// Seconds to wait for a TAXII server to finish a pending add-objects request.
-    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
-    pub taxii_status_timeout: u64,
+    /// The options of the sinks, each declared by its sink's config (`--max-bundle-objects`,
+    /// `--csv-columns`, `--taxii-status-timeout`, …).
+    #[command(flatten)]
+    pub sinks: ctiport_sink::SinkArgs,
 
     /// How an actor profile is represented: a threat-actor, an intrusion-set, or both (the
     /// intrusion-set attributed-to the threat-actor; indicators then indicate the intrusion-set).
@@ -168,39 +142,6 @@ pub struct ExportArgs {
     /// Name of the producer identity that every object's created_by_ref points at.
     #[arg(long, value_name = "NAME", default_value = ctiport_transform::options::DEFAULT_PRODUCER)]
     pub producer_name: String,
-
-    /// Distribution of the events of `misp-feed:` and `misp:` sinks: organisation (0, your organisation
-    /// only), community (1), connected (2) or all (3).
-    #[arg(long, value_enum, value_name = "LEVEL", default_value = "organisation")]
-    pub misp_distribution: crate::sink_options::MispDistributionArg,
-
-    /// Name of the organisation that creates the MISP events (`Orgc`; a `misp:` push keeps it
-    /// only for a sync user, otherwise the key's organisation creates them) [default:
-    /// --producer-name].
-    #[arg(long, value_name = "NAME")]
-    pub misp_org_name: Option<String>,
-
-    /// UUID of that organisation, as the importing MISP instances know it [default: a UUID
-    /// derived from its name].
-    #[arg(long, value_name = "UUID")]
-    pub misp_org_uuid: Option<String>,
-
-    /// Most attributes in one MISP event; a larger profile is split into linked events
-    /// (`extends_uuid`).
-    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub misp_max_attributes: u64,
-
-    /// Columns of `csv:` sinks, comma-separated, in order [default:
-    /// value,type,profile_id,profile_title,kind,source,first_seen,last_seen,confidence,tlp,stix_id;
-    /// also available: indicator_id].
-    #[arg(long, value_name = "LIST")]
-    pub csv_columns: Option<String>,
-
-    /// What `csv:` sinks hold: snapshot (every current indicator) or delta (with --state, only
-    /// what changed since the sink's last run, each row led by an `action` column: new, changed
-    /// or revoked; without --state every row is new).
-    #[arg(long, value_enum, value_name = "MODE", default_value = "snapshot")]
-    pub csv_mode: crate::sink_options::CsvModeArg,
 
     /// Never draw a progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long)]

@@ -7,12 +7,13 @@
 //! 2. every string written `${NAME}` is replaced by the environment variable NAME — except at
 //!    the secret keys, which must be such references and are checked as written;
 //! 3. the document is validated against `config/ctiport.schema.json` (embedded), in which every
-//!    object forbids unknown keys;
-//! 4. the secrets are resolved, and the document is decoded into [`Config`] and checked where
-//!    the schema cannot (which options apply to which sink).
+//!    object forbids unknown keys but a `[[sinks]]` table, whose keys its sink checks (the sink
+//!    kinds declare their options; see `ctiport-sink`);
+//! 4. the secrets are resolved, and the document is decoded into [`Config`].
 //!
 //! [`merge::apply`] then fills the command line's options from it: whatever the command line (or
-//! an option's environment variable) gives wins.
+//! an option's environment variable) gives wins. A sink's own table is laid under the command
+//! line by the sink itself, when it is opened.
 
 mod merge;
 
@@ -20,48 +21,47 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
-use ctiport_model::net::Secret;
-use ctiport_sink::csv::Column;
+use ctiport_net::Secret;
+use ctiport_sink::SinkTable;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::args::{ActorAsArg, KindArg, LogFormat, LogLevel, SourceArg, TlpArg};
-use crate::sink_options::{CsvModeArg, MispDistributionArg};
 
 pub use merge::{FromFile, apply};
 
 /// The schema every config file is validated against (draft 2020-12).
 pub const SCHEMA: &str = include_str!("../../../config/ctiport.schema.json");
 
-/// Keys whose value is a secret: only `${NAME}` is accepted there, and the value read from the
-/// environment is never shown.
-pub const SECRET_KEYS: [&str; 3] = ["client_secret", "taxii_password", "misp_key"];
+/// Why a secret written in the file is refused (the value is never shown).
+const SECRET_IN_FILE: &str = "a secret is never written in the file: write a reference to an \
+                              environment variable that holds it, such as \"${MY_SECRET}\"";
 
 /// A config file, decoded. Every option is optional: absent ones keep the command line's value
 /// or its default.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    pub source: SourceConfig,
-    pub enrich: EnrichConfig,
-    pub filters: FiltersConfig,
-    pub mapping: MappingConfig,
-    pub sinks: Vec<SinkConfig>,
+    pub source: SourceSection,
+    pub enrich: EnrichSection,
+    pub filters: FiltersSection,
+    pub mapping: MappingSection,
+    pub sinks: Vec<SinkTable>,
     pub summary: Option<PathBuf>,
     pub state: Option<PathBuf>,
-    pub logging: LoggingConfig,
+    pub logging: LoggingSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct SourceConfig {
+pub struct SourceSection {
     pub from: Option<String>,
-    pub graph: GraphConfig,
+    pub graph: GraphSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct GraphConfig {
+pub struct GraphSection {
     pub graph_url: Option<String>,
     pub authority_url: Option<String>,
     pub rate: Option<f64>,
@@ -72,13 +72,12 @@ pub struct GraphConfig {
     pub max_attempts: Option<u32>,
     pub tenant_id: Option<String>,
     pub client_id: Option<String>,
-    #[serde(deserialize_with = "secret")]
     pub client_secret: Option<Secret>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct EnrichConfig {
+pub struct EnrichSection {
     pub hosts: Option<bool>,
     pub reputation: Option<bool>,
     pub max: Option<usize>,
@@ -86,7 +85,7 @@ pub struct EnrichConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct FiltersConfig {
+pub struct FiltersSection {
     #[serde(deserialize_with = "value_enum")]
     pub kind: Option<KindArg>,
     pub profiles: Option<Vec<String>>,
@@ -99,7 +98,7 @@ pub struct FiltersConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct MappingConfig {
+pub struct MappingSection {
     #[serde(deserialize_with = "value_enum")]
     pub actor_as: Option<ActorAsArg>,
     pub aliases: Option<bool>,
@@ -113,148 +112,12 @@ pub struct MappingConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct LoggingConfig {
+pub struct LoggingSection {
     #[serde(deserialize_with = "value_enum")]
     pub format: Option<LogFormat>,
     #[serde(deserialize_with = "value_enum")]
     pub level: Option<LogLevel>,
     pub progress: Option<bool>,
-}
-
-/// One `[[sinks]]` table: the `--to` specification and that sink's own options. The option keys
-/// are the names of the command-line options they replace for this sink.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SinkConfig {
-    pub to: String,
-    pub max_bundle_objects: Option<u64>,
-    pub max_bundle_bytes: Option<u64>,
-    #[serde(deserialize_with = "csv_columns")]
-    pub csv_columns: Option<Vec<Column>>,
-    #[serde(deserialize_with = "value_enum")]
-    pub csv_mode: Option<CsvModeArg>,
-    #[serde(deserialize_with = "value_enum")]
-    pub misp_distribution: Option<MispDistributionArg>,
-    pub misp_org_name: Option<String>,
-    pub misp_org_uuid: Option<String>,
-    pub misp_max_attributes: Option<u64>,
-    pub misp_allow_http: Option<bool>,
-    #[serde(deserialize_with = "secret")]
-    pub misp_key: Option<Secret>,
-    pub taxii_allow_http: Option<bool>,
-    pub taxii_status_timeout: Option<u64>,
-    pub taxii_username: Option<String>,
-    #[serde(deserialize_with = "secret")]
-    pub taxii_password: Option<Secret>,
-    pub ca_file: Option<PathBuf>,
-}
-
-impl SinkConfig {
-    /// The option keys this sink sets, each with whether the sink kind takes it.
-    fn keys(&self) -> [(&'static str, bool, &'static [SinkKind]); 16] {
-        use SinkKind::*;
-        [
-            (
-                "max_bundle_objects",
-                self.max_bundle_objects.is_some(),
-                &[StixDir],
-            ),
-            (
-                "max_bundle_bytes",
-                self.max_bundle_bytes.is_some(),
-                &[StixDir],
-            ),
-            ("csv_columns", self.csv_columns.is_some(), &[Csv]),
-            ("csv_mode", self.csv_mode.is_some(), &[Csv]),
-            (
-                "misp_distribution",
-                self.misp_distribution.is_some(),
-                &[MispFeed, Misp],
-            ),
-            (
-                "misp_org_name",
-                self.misp_org_name.is_some(),
-                &[MispFeed, Misp],
-            ),
-            (
-                "misp_org_uuid",
-                self.misp_org_uuid.is_some(),
-                &[MispFeed, Misp],
-            ),
-            (
-                "misp_max_attributes",
-                self.misp_max_attributes.is_some(),
-                &[MispFeed, Misp],
-            ),
-            ("misp_allow_http", self.misp_allow_http.is_some(), &[Misp]),
-            ("misp_key", self.misp_key.is_some(), &[Misp]),
-            (
-                "taxii_allow_http",
-                self.taxii_allow_http.is_some(),
-                &[Taxii],
-            ),
-            (
-                "taxii_status_timeout",
-                self.taxii_status_timeout.is_some(),
-                &[Taxii],
-            ),
-            ("taxii_username", self.taxii_username.is_some(), &[Taxii]),
-            ("taxii_password", self.taxii_password.is_some(), &[Taxii]),
-            ("ca_file", self.ca_file.is_some(), &[Taxii, Misp]),
-            (
-                "to",
-                true,
-                &[StixFile, StixDir, Ndjson, MispFeed, Csv, Taxii, Misp, Dump],
-            ),
-        ]
-    }
-}
-
-/// Sink kinds, as far as their options go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SinkKind {
-    StixFile,
-    StixDir,
-    Ndjson,
-    MispFeed,
-    Csv,
-    Taxii,
-    Misp,
-    Dump,
-}
-
-impl SinkKind {
-    fn of(spec: &str) -> Option<SinkKind> {
-        let (scheme, target) = spec.split_once(':')?;
-        Some(match scheme {
-            "stix" if target.ends_with('/') => SinkKind::StixDir,
-            "stix" => SinkKind::StixFile,
-            "ndjson" => SinkKind::Ndjson,
-            "misp-feed" => SinkKind::MispFeed,
-            "csv" => SinkKind::Csv,
-            "taxii" => SinkKind::Taxii,
-            "misp" => SinkKind::Misp,
-            "dump" => SinkKind::Dump,
-            _ => return None,
-        })
-    }
-
-    fn describe(kinds: &[SinkKind]) -> String {
-        let names: Vec<&str> = kinds
-            .iter()
-            .map(|kind| match kind {
-                SinkKind::StixFile => "stix:<file>",
-                SinkKind::StixDir => "stix:<dir>/",
-                SinkKind::Ndjson => "ndjson:",
-                SinkKind::MispFeed => "misp-feed:",
-                SinkKind::Csv => "csv:",
-                SinkKind::Taxii => "taxii:",
-                SinkKind::Misp => "misp:",
-                SinkKind::Dump => "dump:",
-            })
-            .collect();
-        names.join(" and ")
-    }
 }
 
 /// A place in the document: `sinks[1].csv_columns`.
@@ -278,9 +141,21 @@ impl KeyPath {
         self.child(Segment::Key(key.to_owned()))
     }
 
-    /// Whether the value here is a secret (the last key is one of [`SECRET_KEYS`]).
+    /// Whether the value here is a secret: only `${NAME}` is accepted there, and the value read
+    /// from the environment is never shown. The Graph source's `client_secret`, and the keys the
+    /// sink kinds declare secret.
     fn is_secret(&self) -> bool {
-        matches!(self.0.last(), Some(Segment::Key(key)) if SECRET_KEYS.contains(&key.as_str()))
+        match self.0.as_slice() {
+            [Segment::Key(source), Segment::Key(graph), Segment::Key(key)]
+                if source == "source" && graph == "graph" =>
+            {
+                key == "client_secret"
+            }
+            [Segment::Key(sinks), Segment::Index(_), Segment::Key(key)] if sinks == "sinks" => {
+                ctiport_sink::secret_keys().any(|secret| secret == key)
+            }
+            _ => false,
+        }
     }
 
     /// The path of a JSON pointer into `document` (array indices told apart by the document).
@@ -387,12 +262,9 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         &mut problems,
     );
     let unresolved: Vec<KeyPath> = problems.iter().map(|p| p.key.clone()).collect();
-    let schema_problems = validate(&document).map_err(problem)?;
-    problems.extend(
-        schema_problems
-            .into_iter()
-            .filter(|p| !unresolved.contains(&p.key)),
-    );
+    let mut checked = validate(&document).map_err(problem)?;
+    checked.extend(check_sinks(&document));
+    problems.extend(checked.into_iter().filter(|p| !unresolved.contains(&p.key)));
     if !problems.is_empty() {
         problems.sort();
         problems.dedup();
@@ -402,10 +274,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     if !problems.is_empty() {
         return Err(problems);
     }
-    let config: Config =
-        serde_json::from_value(document).map_err(|e| problem(format!("cannot be decoded: {e}")))?;
-    check(&config)?;
-    Ok(config)
+    serde_json::from_value(document).map_err(|e| problem(format!("cannot be decoded: {e}")))
 }
 
 /// TOML → JSON. Dates and times become their TOML text.
@@ -522,9 +391,7 @@ fn validate(document: &Value) -> Result<Vec<Problem>, String> {
             }
             _ if path.is_secret() => problems.push(Problem {
                 key: path,
-                message: "a secret is never written in the file: write a reference to an \
-                          environment variable that holds it, such as \"${MY_SECRET}\""
-                    .into(),
+                message: SECRET_IN_FILE.into(),
             }),
             jsonschema::error::ValidationErrorKind::Pattern { .. } => problems.push(Problem {
                 message: pattern_message(&schema, error.schema_path.as_str(), &path, &error),
@@ -566,12 +433,6 @@ fn pattern_message(
         (Some("#/$defs/text"), _) => "must not be empty".into(),
         (Some("#/$defs/url"), _) => format!("'{text}' is not an absolute URL (https://…)"),
         (None, "from") => format!("'{text}' is not a source: expected \"graph\" or \"dir:<path>\""),
-        (None, "to") => format!(
-            "'{}' is not a sink: expected stix:, ndjson:, misp-feed:, csv:, taxii:, misp: or \
-             dump:, then its target",
-            crate::sinks::redact_userinfo(text)
-        ),
-        (None, "misp_org_uuid") => format!("'{text}' is not a UUID"),
         _ => error.to_string(),
     }
 }
@@ -589,42 +450,35 @@ fn known_keys(schema: &Value, keyword: &str) -> Option<String> {
     Some(keys.join(", "))
 }
 
-/// What the schema cannot say: which options a sink takes.
-fn check(config: &Config) -> Result<(), Vec<Problem>> {
+/// What the schema leaves to the sinks: each `[[sinks]]` table's `to`, the keys its sink takes
+/// and their values; and that its secrets are references (never shown).
+fn check_sinks(document: &Value) -> Vec<Problem> {
+    let Some(Value::Array(sinks)) = document.get("sinks") else {
+        return Vec::new();
+    };
     let mut problems = Vec::new();
-    for (index, sink) in config.sinks.iter().enumerate() {
-        let path = KeyPath::default().key("sinks").child(Segment::Index(index));
-        let kind = SinkKind::of(&sink.to);
-        let spec_error = match kind {
-            Some(SinkKind::Dump) => None,
-            _ => crate::sinks::SinkSpec::parse(&sink.to).err(),
-        };
-        if let Some(message) = spec_error {
-            problems.push(Problem {
-                key: path.key("to"),
-                message,
-            });
+    for (index, table) in sinks.iter().enumerate() {
+        let Value::Object(table) = table else {
             continue;
-        }
-        let Some(kind) = kind else { continue };
-        for (key, given, takes) in sink.keys() {
-            if given && !takes.contains(&kind) {
+        };
+        let path = KeyPath::default().key("sinks").child(Segment::Index(index));
+        for (key, value) in table {
+            let at = path.key(key);
+            if at.is_secret() && value.as_str().and_then(reference).is_none() {
                 problems.push(Problem {
-                    key: path.key(key),
-                    message: format!(
-                        "applies to {} sinks only, not to '{}'",
-                        SinkKind::describe(takes),
-                        crate::sinks::redact_userinfo(&sink.to)
-                    ),
+                    key: at,
+                    message: SECRET_IN_FILE.into(),
                 });
             }
         }
+        for (key, message) in crate::sinks::check_table(table) {
+            problems.push(Problem {
+                key: path.key(&key),
+                message,
+            });
+        }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
-    }
+    problems
 }
 
 fn value_enum<'de, D: Deserializer<'de>, T: ValueEnum>(d: D) -> Result<Option<T>, D::Error> {
@@ -643,17 +497,6 @@ fn value_enums<'de, D: Deserializer<'de>, T: ValueEnum>(d: D) -> Result<Option<V
         .map(|text| T::from_str(text, true).map_err(serde::de::Error::custom))
         .collect::<Result<_, _>>()
         .map(Some)
-}
-
-fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
-    String::deserialize(d).map(|value| Some(Secret::new(value)))
-}
-
-fn csv_columns<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Column>>, D::Error> {
-    let names = Vec::<String>::deserialize(d)?;
-    Column::parse_list(&names.join(","))
-        .map(Some)
-        .map_err(serde::de::Error::custom)
 }
 
 #[cfg(test)]

@@ -11,13 +11,12 @@ mod config;
 mod filters;
 mod pipeline;
 mod progress;
-mod sink_options;
 mod sinks;
 mod summary;
 mod validate;
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
@@ -25,11 +24,12 @@ use clap::{CommandFactory as _, FromArgMatches as _};
 use std::sync::Arc;
 
 use ctiport_fetch::{Credentials, DumpSource, EnrichGate, EnrichOptions, GraphConfig, Source};
-use ctiport_model::net::Secret;
+use ctiport_net::Secret;
 use ctiport_transform::{ActorAs, Mapper, MappingOptions, Mappings};
 use tracing_subscriber::EnvFilter;
 
 use args::{ActorAsArg, Cli, Command, ExportArgs, LogFormat, LogLevel};
+use config::FromFile;
 
 /// Exit codes (documented in the README and in `--help`).
 const EXIT_FAILED: u8 = 1;
@@ -53,16 +53,19 @@ fn main() -> ExitCode {
         Command::Export(args) => {
             config::apply(&matches, args, &mut cli.log_format, &mut cli.log_level)
         }
-        Command::Validate { .. } => Ok(()),
+        Command::Validate { .. } => Ok(FromFile::default()),
     };
-    if let Err(message) = applied {
-        eprintln!("ctiport: {message}");
-        return ExitCode::from(EXIT_USAGE);
-    }
+    let file = match applied {
+        Ok(file) => file,
+        Err(message) => {
+            eprintln!("ctiport: {message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     init_logging(cli.log_format, cli.log_level);
     match cli.command {
         Command::Validate { path } => validate::run(&path),
-        Command::Export(args) => export(args),
+        Command::Export(args) => export(args, file),
     }
 }
 
@@ -88,11 +91,11 @@ fn init_logging(format: LogFormat, level: LogLevel) {
     }
 }
 
-fn export(args: ExportArgs) -> ExitCode {
-    if let Some(path) = &args.file.path {
+fn export(args: ExportArgs, file: FromFile) -> ExitCode {
+    if let Some(path) = &file.path {
         tracing::debug!("options from {}", path.display());
     }
-    let export = match configure(&args).map_err(|message| args.file.explain(message)) {
+    let export = match configure(&args, &file).map_err(|message| file.explain(message)) {
         Ok(export) => export,
         Err(message) => {
             tracing::error!("{message}");
@@ -140,7 +143,7 @@ fn export(args: ExportArgs) -> ExitCode {
 }
 
 /// Turns the arguments into a runnable export, or a usage/configuration error message.
-fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
+fn configure(args: &ExportArgs, file: &FromFile) -> Result<pipeline::Export, String> {
     let from = args.from.as_deref().ok_or("--from is required")?;
     let enrich = EnrichOptions {
         hosts: args.enrich.contains(&args::EnrichArg::Hosts),
@@ -148,16 +151,19 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         max_hosts: args.enrich_max,
     };
     // `dump:` captures what the live source fetched; every other `--to` is a sink of the mapping.
-    let dumps: Vec<&String> = args
+    let dumps: Vec<PathBuf> = args
         .to
         .iter()
-        .filter(|spec| spec.starts_with("dump:"))
+        .filter_map(|text| match sinks::To::parse(text) {
+            Ok(sinks::To::Dump(dir)) => Some(dir),
+            _ => None,
+        })
         .collect();
     let dump_capture = match dumps.as_slice() {
         [] => None,
-        [spec] if from == "graph" => match spec.trim_start_matches("dump:") {
-            "" => return Err("dump: needs a directory, e.g. --to dump:capture/".into()),
-            dir => Some(std::path::PathBuf::from(dir)),
+        [dir] if from == "graph" => match dir.as_os_str().is_empty() {
+            true => return Err("dump: needs a directory, e.g. --to dump:capture/".into()),
+            false => Some(dir.clone()),
         },
         [_] => return Err("--to dump: captures a live run; it needs --from graph".into()),
         _ => return Err("--to dump: may be given once".into()),
@@ -182,7 +188,7 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
             Source::Dump(dump)
         }
         None if from == "graph" => {
-            let mut config = graph_config(&args.graph, &args.file)?;
+            let mut config = graph_config(&args.graph, file)?;
             config.enrich = Some(enrich);
             config.selection = selection;
             config.enrich_gate = enrich_gate;
@@ -211,17 +217,7 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
         producer_name: args.producer_name.clone(),
     };
     let mapper = Mapper::new(options, mappings)?;
-    // Each sink with its settings: the command line's, and its own from a config file.
-    let table = ctiport_sink::misp::AttributeTable::load(args.mappings.as_deref())
-        .map_err(|e| format!("mapping table error: {e}"))?;
-    let mut sink_settings = Vec::new();
-    for (index, spec) in args.to.iter().enumerate() {
-        if !spec.starts_with("dump:") {
-            let settings = sink_options::sink_settings(args, args.file.sink(index), &table)?;
-            sink_settings.push((spec.clone(), settings));
-        }
-    }
-    let sinks = pipeline::open_sinks(&sink_settings)?;
+    let sinks = sinks::open_sinks(args, &file.sinks)?;
     let state = args.state.clone().map(|path| pipeline::StateOptions {
         path,
         coverage: ctiport_state::Coverage {
@@ -243,7 +239,7 @@ fn configure(args: &ExportArgs) -> Result<pipeline::Export, String> {
 
 /// The live source's settings; credentials only from the environment (or a config file's
 /// `[source.graph]`, whose secret is a reference to the environment), never from arguments.
-fn graph_config(args: &args::GraphArgs, file: &config::FromFile) -> Result<GraphConfig, String> {
+fn graph_config(args: &args::GraphArgs, file: &FromFile) -> Result<GraphConfig, String> {
     let variable = |given: Option<&str>, name: &str| {
         given
             .map(str::to_owned)
@@ -270,7 +266,7 @@ fn graph_config(args: &args::GraphArgs, file: &config::FromFile) -> Result<Graph
         ("--graph-url", &args.graph_url),
         ("--authority-url", &args.authority_url),
     ] {
-        if ctiport_fetch::graph::client::origin_of(url).is_none() {
+        if ctiport_net::origin_of(url).is_none() {
             return Err(format!("{option} '{url}' is not an absolute URL"));
         }
     }
@@ -321,7 +317,7 @@ fn report(args: &ExportArgs, mut summary: summary::Summary) -> Result<u8> {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = ctiport_sink::atomic::AtomicFile::create(path)?;
+    let mut file = ctiport_sink::AtomicFile::create(path)?;
     file.write_all(bytes)?;
     file.commit()?;
     Ok(())

@@ -31,7 +31,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::progress::Progress;
-use crate::sinks::SinkSpec;
 use crate::summary::{SinkStatus, SinkSummary, StateSummary, Summary};
 
 const RECORD_CHANNEL: usize = 1024;
@@ -471,27 +470,4 @@ fn drive_sink(
     Err(SinkError::Other(
         "not written: the source failed, so the output would be incomplete".into(),
     ))
-}
-
-/// Opens every `--to` sink; any failure here is a configuration error.
-pub fn open_sinks(
-    specs: &[(String, crate::sinks::SinkSettings)],
-) -> Result<Vec<NamedSink>, String> {
-    let mut seen = std::collections::HashSet::new();
-    specs
-        .iter()
-        .map(|(text, settings)| {
-            if !seen.insert(text.clone()) {
-                return Err(format!(
-                    "sink '{}' is given twice",
-                    crate::sinks::redact_userinfo(text)
-                ));
-            }
-            let spec = SinkSpec::parse(text)?;
-            let sink = spec
-                .open(settings)
-                .map_err(|e| format!("cannot open sink '{text}': {e}"))?;
-            Ok((text.clone(), sink))
-        })
-        .collect()
 }

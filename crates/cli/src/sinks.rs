@@ -1,140 +1,88 @@
-//! `--to` specifications: parsed, then opened as sinks.
+//! Wiring of the `--to` sinks: each is parsed by `ctiport-sink`, checked against its `[[sinks]]`
+//! table when a config file gives one, and opened with the sink options of the command line.
+//! The sinks own their options; nothing here knows one.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
-use ctiport_sink::csv::{Column, CsvMode, CsvSink};
-use ctiport_sink::misp::rest::{KEY_VAR, MispRestConfig, MispRestOptions};
-use ctiport_sink::misp::{MispFeedSink, MispOptions, MispRestSink};
-use ctiport_sink::ndjson::NdjsonSink;
-use ctiport_sink::stix::{BundleSink, ChunkLimits, ChunkedBundleSink};
-use ctiport_sink::taxii::config::{PASSWORD_VAR, USERNAME_VAR};
-use ctiport_sink::taxii::{Credentials, TaxiiConfig, TaxiiOptions, TaxiiSink};
-use ctiport_sink::{Sink, SinkError};
+use ctiport_net::redact_userinfo;
+use ctiport_sink::{SinkContext, SinkSpec, SinkTable, foreign_key, schemes};
+use serde_json::{Map, Value};
 
-use ctiport_model::net::Secret;
-pub use ctiport_model::net::redact_userinfo;
+use crate::args::ExportArgs;
+use crate::pipeline::NamedSink;
 
-/// Options that shape what one sink writes, gathered from the command line and the sink's
-/// `[[sinks]]` table of a config file.
-#[derive(Clone, Debug)]
-pub struct SinkSettings {
-    pub chunk_limits: ChunkLimits,
-    /// The TLP level of the run (`clear`, `green`, `amber`, `amber+strict`, `red`).
-    pub tlp: String,
-    /// Options of a `misp-feed:` or `misp:` sink (the events it carries).
-    pub misp: MispOptions,
-    /// Options of a `misp:` sink (the connection).
-    pub misp_rest: MispRestOptions,
-    /// Columns of a `csv:` sink.
-    pub csv_columns: Vec<Column>,
-    /// Snapshot or delta, of a `csv:` sink.
-    pub csv_mode: CsvMode,
-    /// Options of a `taxii:` sink.
-    pub taxii: TaxiiOptions,
-    /// Credentials a config file gives for this sink in place of the environment variables.
-    pub credentials: SinkCredentials,
+/// What a `--to` names: the capture of a live run (`dump:<dir>`), or a sink.
+pub enum To {
+    Dump(PathBuf),
+    Sink(SinkSpec),
 }
 
-/// Credentials from a config file's `[[sinks]]` table (`taxii_username`, `taxii_password`,
-/// `misp_key`): each takes the place of its environment variable for that sink.
-#[derive(Clone, Debug, Default)]
-pub struct SinkCredentials {
-    pub taxii_username: Option<String>,
-    pub taxii_password: Option<Secret>,
-    pub misp_key: Option<Secret>,
-}
-
-impl SinkCredentials {
-    /// The value of the environment variable `name` as this sink sees it: the config file's,
-    /// when it gives one, else the process environment's.
-    fn var(&self, name: &str) -> Option<String> {
-        let given = match name {
-            USERNAME_VAR => self.taxii_username.clone(),
-            PASSWORD_VAR => self.taxii_password.as_ref().map(|s| s.expose().to_owned()),
-            KEY_VAR => self.misp_key.as_ref().map(|s| s.expose().to_owned()),
-            _ => None,
-        };
-        given.or_else(|| std::env::var(name).ok())
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SinkSpec {
-    StixFile(PathBuf),
-    StixChunks(PathBuf),
-    Ndjson(PathBuf),
-    /// A MISP feed directory.
-    MispFeed(PathBuf),
-    Csv(PathBuf),
-    /// A TAXII 2.1 collection URL.
-    Taxii(String),
-    /// A MISP instance's base URL.
-    Misp(String),
-}
-
-impl SinkSpec {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (scheme, target) = text.split_once(':').ok_or_else(|| {
-            format!(
-                "sink '{text}' has no scheme (expected stix:, ndjson:, taxii:, misp:, misp-feed:, csv:)"
-            )
-        })?;
-        if target.is_empty() {
-            return Err(format!("sink '{text}' has no target"));
-        }
-        match scheme {
-            "stix" if target.ends_with('/') => Ok(SinkSpec::StixChunks(PathBuf::from(target))),
-            "stix" => Ok(SinkSpec::StixFile(PathBuf::from(target))),
-            "ndjson" => Ok(SinkSpec::Ndjson(PathBuf::from(target))),
-            "misp-feed" => Ok(SinkSpec::MispFeed(PathBuf::from(target))),
-            "csv" => Ok(SinkSpec::Csv(PathBuf::from(target))),
-            "taxii" => {
-                // Checked here, so that no message ever echoes a URL with a password in it.
-                ctiport_sink::taxii::config::parse_collection_url(target)
-                    .map_err(|e| e.to_string())?;
-                Ok(SinkSpec::Taxii(target.to_owned()))
+impl To {
+    pub fn parse(text: &str) -> Result<To, String> {
+        match text.split_once(':') {
+            Some(("dump", dir)) => Ok(To::Dump(PathBuf::from(dir))),
+            Some((scheme, target)) if !target.is_empty() && schemes().contains(&scheme) => {
+                SinkSpec::parse(text).map(To::Sink)
             }
-            "misp" => {
-                ctiport_sink::misp::rest::config::parse_base_url(target)
-                    .map_err(|e| e.to_string())?;
-                Ok(SinkSpec::Misp(target.to_owned()))
-            }
-            other => Err(format!(
-                "unknown sink scheme '{other}:' in '{text}' (expected stix:, ndjson:, taxii:, misp:, misp-feed:, csv:)"
+            _ => Err(format!(
+                "'{}' is not a sink: expected {} or dump:, then its target",
+                redact_userinfo(text),
+                schemes()
+                    .iter()
+                    .map(|s| format!("{s}:"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         }
     }
+}
 
-    pub fn open(&self, settings: &SinkSettings) -> Result<Box<dyn Sink>, SinkError> {
-        Ok(match self {
-            SinkSpec::StixFile(path) => Box::new(BundleSink::create(path)?),
-            SinkSpec::StixChunks(dir) => {
-                Box::new(ChunkedBundleSink::create(dir, settings.chunk_limits)?)
-            }
-            SinkSpec::Ndjson(path) => Box::new(NdjsonSink::create(path)?),
-            SinkSpec::MispFeed(dir) => Box::new(MispFeedSink::create(dir, settings.misp.clone())?),
-            SinkSpec::Csv(path) => Box::new(CsvSink::create(
-                path,
-                &settings.csv_columns,
-                &settings.tlp,
-                settings.csv_mode,
-            )?),
-            SinkSpec::Taxii(url) => {
-                // Credentials only from the environment (or a config file's references to it),
-                // never from arguments.
-                let credentials = Credentials::from_lookup(|name| settings.credentials.var(name))?;
-                let config = TaxiiConfig::new(url, &settings.taxii, credentials)?;
-                Box::new(TaxiiSink::new(config))
-            }
-            SinkSpec::Misp(url) => {
-                // The key only from the environment (or a config file's reference to it), never
-                // from arguments.
-                let key = settings.credentials.var(KEY_VAR);
-                let config = MispRestConfig::new(url, &settings.misp_rest, key)?;
-                Box::new(MispRestSink::new(config, settings.misp.clone())?)
-            }
-        })
+/// The problems of one `[[sinks]]` table of a config file, as `(key, message)`: its `to`, the
+/// keys its sink does not take, and values its options refuse. A table without a `to` text has
+/// only the schema's problem.
+pub fn check_table(table: &Map<String, Value>) -> Vec<(String, String)> {
+    let Some(to) = table.get("to").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    match To::parse(to) {
+        Err(message) => vec![("to".into(), message)],
+        Ok(To::Dump(_)) => table
+            .keys()
+            .filter(|key| *key != "to")
+            .map(|key| (key.clone(), foreign_key(key, to, &["to".into()])))
+            .collect(),
+        Ok(To::Sink(spec)) => spec.check_table(table),
     }
+}
+
+/// Opens every `--to` sink but the `dump:` capture, each with its `[[sinks]]` table when they
+/// come from a config file (`tables`, one per `--to`); any failure here is a configuration error.
+pub fn open_sinks(args: &ExportArgs, tables: &[SinkTable]) -> Result<Vec<NamedSink>, String> {
+    let context = SinkContext::new(
+        args.tlp.level(),
+        &args.producer_name,
+        args.mappings.as_deref(),
+    )?;
+    let mut seen = HashSet::new();
+    let mut sinks = Vec::new();
+    for (index, text) in args.to.iter().enumerate() {
+        let To::Sink(spec) = To::parse(text)? else {
+            continue;
+        };
+        if !seen.insert(text.clone()) {
+            return Err(format!("sink '{}' is given twice", redact_userinfo(text)));
+        }
+        let table = tables.get(index);
+        if let Ok(options) = spec.describe(&args.sinks, table) {
+            tracing::debug!(sink = %redact_userinfo(text), "options {options}");
+        }
+        let sink = spec
+            .open(&args.sinks, table, &context)
+            .map_err(|e| format!("cannot open sink '{text}': {e}"))?;
+        sinks.push((text.clone(), sink));
+    }
+    Ok(sinks)
 }
 
 #[cfg(test)]
@@ -143,46 +91,29 @@ mod tests {
 
     #[test]
     fn parses_sink_specs() {
-        assert_eq!(
-            SinkSpec::parse("stix:out/bundle.json"),
-            Ok(SinkSpec::StixFile("out/bundle.json".into()))
-        );
-        assert_eq!(
-            SinkSpec::parse("stix:out/chunks/"),
-            Ok(SinkSpec::StixChunks("out/chunks/".into()))
-        );
-        assert_eq!(
-            SinkSpec::parse("ndjson:o.ndjson"),
-            Ok(SinkSpec::Ndjson("o.ndjson".into()))
-        );
-        assert!(
-            SinkSpec::parse("kafka:x")
-                .unwrap_err()
-                .contains("unknown sink scheme")
-        );
-        assert_eq!(
-            SinkSpec::parse("taxii:https://ti.example/api1/collections/c1/"),
-            Ok(SinkSpec::Taxii(
-                "https://ti.example/api1/collections/c1/".into()
-            ))
-        );
-        assert_eq!(
-            SinkSpec::parse("misp-feed:out/feed"),
-            Ok(SinkSpec::MispFeed("out/feed".into()))
-        );
-        assert_eq!(
-            SinkSpec::parse("misp:https://misp.example.org"),
-            Ok(SinkSpec::Misp("https://misp.example.org".into()))
-        );
-        assert!(
-            SinkSpec::parse("misp:https://u:hunter2@misp.example.org/")
-                .is_err_and(|e| !e.contains("hunter2"))
-        );
-        assert_eq!(
-            SinkSpec::parse("csv:out/i.csv"),
-            Ok(SinkSpec::Csv("out/i.csv".into()))
-        );
-        assert!(SinkSpec::parse("stix:").is_err());
-        assert!(SinkSpec::parse("out.json").is_err());
+        for good in [
+            "stix:out/bundle.json",
+            "stix:out/chunks/",
+            "ndjson:o.ndjson",
+            "misp-feed:out/feed",
+            "csv:out/i.csv",
+            "taxii:https://ti.example/api1/collections/c1/",
+            "misp:https://misp.example.org",
+        ] {
+            assert!(matches!(To::parse(good), Ok(To::Sink(_))), "{good}");
+        }
+        assert!(matches!(To::parse("dump:capture/"), Ok(To::Dump(_))));
+        for bad in ["kafka:x", "stix:", "out.json"] {
+            let error = To::parse(bad).err().unwrap_or_default();
+            assert!(error.contains("is not a sink"), "{bad}: {error}");
+        }
+        let error = To::parse("misp:https://u:hunter2@misp.example.org/")
+            .err()
+            .unwrap_or_default();
+        assert!(!error.is_empty() && !error.contains("hunter2"), "{error}");
+        let error = To::parse("kafka:https://u:hunter2@k.example/")
+            .err()
+            .unwrap_or_default();
+        assert!(!error.contains("hunter2"), "{error}");
     }
 }

@@ -10,7 +10,6 @@
 
 pub mod graph;
 pub mod host;
-pub mod net;
 pub mod pct;
 pub mod record;
 pub mod selection;

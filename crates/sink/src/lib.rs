@@ -1,5 +1,11 @@
 //! Sinks: where mapped records go. Each sink receives the same stream (fetch once, fan out) and
 //! commits its output only when the run completes, so a failed run never leaves half a file.
+//!
+//! Every kind is a folder with its options in `config.rs` and its driver beside it, and one line
+//! in the registry. A caller knows only this page: it flattens [`SinkArgs`] into its command
+//! line, hands each `--to` to [`SinkSpec::parse`] and each `[[sinks]]` table of a config file
+//! ([`SinkTable`]) to [`SinkSpec::check_table`], and [`SinkSpec::open`]s the sinks with a
+//! [`SinkContext`]. How options are resolved is in `options.rs`; the kinds are in `registry.rs`.
 
 // Tests may unwrap (a panic there is a failing test) and spell out their fixtures' types.
 #![cfg_attr(
@@ -7,14 +13,23 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)
 )]
 
-pub mod atomic;
-pub mod csv;
-pub mod http;
-pub mod io_adapter;
-pub mod misp;
-pub mod ndjson;
-pub mod stix;
-pub mod taxii;
+mod atomic;
+mod csv;
+mod io_adapter;
+mod misp;
+mod ndjson;
+mod options;
+mod push;
+mod registry;
+mod stix;
+mod taxii;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use atomic::AtomicFile;
+pub use options::{SinkArgs, SinkTable};
+pub use registry::{SinkContext, SinkSpec, foreign_key, schemes, secret_keys};
 
 use ctiport_model::record::Mapped;
 use ctiport_model::stix::EncodedObject;

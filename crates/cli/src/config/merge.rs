@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use clap::ArgMatches;
 use clap::parser::ValueSource;
-use ctiport_model::net::Secret;
+use ctiport_net::Secret;
 
-use super::{Config, SinkConfig};
+use ctiport_sink::SinkTable;
+
+use super::Config;
 use crate::args::{EnrichArg, ExportArgs, LogFormat, LogLevel};
 
 /// What the config file gives that the command line has no option for, and where the values
@@ -18,7 +20,7 @@ pub struct FromFile {
     pub path: Option<PathBuf>,
     /// The `[[sinks]]` tables, one per `ExportArgs::to`; empty when `--to` was given on the
     /// command line (which then replaces them), so that those sinks have no options of their own.
-    pub sinks: Vec<SinkConfig>,
+    pub sinks: Vec<SinkTable>,
     /// `[source.graph]` credentials, in place of the `AZURE_*` variables.
     pub tenant_id: Option<String>,
     pub client_id: Option<String>,
@@ -28,11 +30,6 @@ pub struct FromFile {
 }
 
 impl FromFile {
-    /// The `[[sinks]]` table of the `index`th `--to`, if it came from the file.
-    pub fn sink(&self, index: usize) -> Option<&SinkConfig> {
-        self.sinks.get(index)
-    }
-
     /// A configuration error about an option (`--seen-since: …`) restated about the key its
     /// value came from (`ctiport.toml: filters.seen_since: …`).
     pub fn explain(&self, message: String) -> String {
@@ -58,9 +55,9 @@ pub fn apply(
     args: &mut ExportArgs,
     log_format: &mut LogFormat,
     log_level: &mut LogLevel,
-) -> Result<(), String> {
+) -> Result<FromFile, String> {
     let Some(path) = args.config.clone() else {
-        return Ok(());
+        return Ok(FromFile::default());
     };
     let config = super::load(&path, &|name| std::env::var(name).ok())?;
     merge(config, &path, matches, args, log_format, log_level)
@@ -82,7 +79,7 @@ pub fn merge(
     args: &mut ExportArgs,
     log_format: &mut LogFormat,
     log_level: &mut LogLevel,
-) -> Result<(), String> {
+) -> Result<FromFile, String> {
     let export = matches.subcommand_matches("export").unwrap_or(matches);
     let mut keys = Vec::new();
     // `fill!(file value, option id, option name, key => target)`: the file's value, unless the
@@ -155,33 +152,11 @@ pub fn merge(
     fill!(export, logging.progress.map(|p| !p), "no_progress", "--no-progress", "logging.progress" => args.no_progress);
 
     // `--to` on the command line replaces the file's sinks, options and all. Otherwise each
-    // sink keeps its own options, except those the command line gives for every sink.
+    // sink keeps its table, under the sink options of the command line (the sink lays one over
+    // the other when it is opened).
     if explicit(export, "to") {
         sinks.clear();
     } else if !sinks.is_empty() {
-        for sink in &mut sinks {
-            macro_rules! command_line_wins {
-                ($($field:ident),*) => {
-                    $(if explicit(export, stringify!($field)) {
-                        sink.$field = None;
-                    })*
-                };
-            }
-            command_line_wins!(
-                max_bundle_objects,
-                max_bundle_bytes,
-                csv_columns,
-                csv_mode,
-                misp_distribution,
-                misp_org_name,
-                misp_org_uuid,
-                misp_max_attributes,
-                misp_allow_http,
-                taxii_allow_http,
-                taxii_status_timeout,
-                ca_file
-            );
-        }
         args.to = sinks.iter().map(|sink| sink.to.clone()).collect();
     }
 
@@ -196,13 +171,12 @@ pub fn merge(
             "{shown}: no sink: add a [[sinks]] table with `to = \"…\"`, or pass --to"
         ));
     }
-    args.file = FromFile {
+    Ok(FromFile {
         path: Some(path.to_owned()),
         sinks,
         tenant_id: graph.tenant_id,
         client_id: graph.client_id,
         client_secret: graph.client_secret,
         keys,
-    };
-    Ok(())
+    })
 }

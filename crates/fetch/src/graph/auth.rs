@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::config::{GRAPH_SCOPE, GraphConfig};
 use super::error::GraphError;
-use ctiport_model::net::{Secret, backoff};
+use ctiport_net::{Secret, backoff, describe, is_retryable};
 
 /// A cached access token; `generation` tells a stale token from one renewed by another worker.
 #[derive(Clone)]
@@ -132,13 +132,13 @@ impl TokenProvider {
             .form(&form)
             .send()
             .await
-            .map_err(|e| TokenFailure::Transient(format!("unreachable: {}", without_url(&e))))?;
+            .map_err(|e| TokenFailure::Transient(format!("unreachable: {}", describe(&e))))?;
         let status = response.status();
-        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        if is_retryable(status) {
             return Err(TokenFailure::Transient(format!("HTTP {status}")));
         }
         let body = response.text().await.map_err(|e| {
-            TokenFailure::Transient(format!("reading the response: {}", without_url(&e)))
+            TokenFailure::Transient(format!("reading the response: {}", describe(&e)))
         })?;
         if !status.is_success() {
             let detail = serde_json::from_str::<TokenErrorBody>(&body)
@@ -187,18 +187,4 @@ const TOKEN_ATTEMPTS: u32 = 4;
 enum TokenFailure {
     Transient(String),
     Final(GraphError),
-}
-
-/// reqwest errors print their URL; the token URL holds no secret, but keep messages short.
-pub(crate) fn without_url(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    if let Some(url) = error.url() {
-        text = text.replace(&format!(" for url ({url})"), "");
-    }
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }

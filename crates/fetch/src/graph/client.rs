@@ -1,16 +1,16 @@
 //! GET a Graph URL as JSON, the way a well-behaved client does: under the shared throttle, with a
 //! fresh token, retrying only what can succeed on retry.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use ctiport_net::{Cause, Secret, backoff, client_builder, describe, origin_of, retry_after};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::auth::{TokenProvider, without_url};
+use super::auth::TokenProvider;
 use super::config::GraphConfig;
 use super::error::GraphError;
 use super::throttle::Throttle;
-use ctiport_model::net::{Secret, backoff, parse_retry_after};
 
 pub struct GraphClient {
     http: reqwest::Client,
@@ -33,17 +33,9 @@ enum Attempt {
     Fail(GraphError),
 }
 
-pub fn origin_of(url: &str) -> Option<String> {
-    let parsed = url::Url::parse(url).ok()?;
-    Some(parsed.origin().ascii_serialization())
-}
-
 impl GraphClient {
     pub fn new(config: &GraphConfig) -> Result<Self, GraphError> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("ctiport/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.request_timeout)
-            .connect_timeout(Duration::from_secs(15))
+        let http = client_builder(config.request_timeout)
             .build()
             .map_err(|e| GraphError::Invalid(format!("cannot build the HTTP client: {e}")))?;
         let origin = origin_of(&config.graph_url).ok_or_else(|| {
@@ -132,37 +124,34 @@ impl GraphClient {
         {
             Ok(response) => response,
             Err(error) => {
-                return Attempt::Retry(format!("request failed: {}", without_url(&error)));
+                return Attempt::Retry(format!("request failed: {}", describe(&error)));
             }
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let retry_after = retry_after(response.headers());
         let body = match response.bytes().await {
             Ok(body) => body,
             Err(error) => {
                 return Attempt::Retry(format!(
                     "reading the response failed: {}",
-                    without_url(&error)
+                    describe(&error)
                 ));
             }
         };
         let code = || error_code(&body);
-        match status {
-            StatusCode::OK => match serde_json::from_slice(&body) {
+        match (status, Cause::of_status(status)) {
+            (StatusCode::OK, _) => match serde_json::from_slice(&body) {
                 Ok(value) => Attempt::Done(value),
                 // A truncated body reads as broken JSON: the page is fetched again.
                 Err(error) => Attempt::Retry(format!("unreadable JSON in a 200 response: {error}")),
             },
-            StatusCode::UNAUTHORIZED => Attempt::Unauthorized,
-            StatusCode::FORBIDDEN => Attempt::Fail(GraphError::Forbidden { code: code() }),
-            StatusCode::NOT_FOUND => Attempt::Fail(GraphError::NotFound {
+            (_, Some(Cause::Unauthorized)) => Attempt::Unauthorized,
+            (_, Some(Cause::Forbidden)) => Attempt::Fail(GraphError::Forbidden { code: code() }),
+            (_, Some(Cause::NotFound)) => Attempt::Fail(GraphError::NotFound {
                 url: url.to_owned(),
             }),
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            // A server that says when to come back (429, or 503 as Graph sends it) is heard.
+            (StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE, _)
                 if retry_after.is_some() =>
             {
                 Attempt::RetryAfter(
@@ -170,14 +159,10 @@ impl GraphClient {
                     format!("HTTP {}", status.as_u16()),
                 )
             }
-            StatusCode::TOO_MANY_REQUESTS
-            | StatusCode::INTERNAL_SERVER_ERROR
-            | StatusCode::BAD_GATEWAY
-            | StatusCode::SERVICE_UNAVAILABLE
-            | StatusCode::GATEWAY_TIMEOUT => {
+            (_, Some(cause)) if cause.is_transient() => {
                 Attempt::Retry(format!("HTTP {} {}", status.as_u16(), code()))
             }
-            other => Attempt::Fail(GraphError::Rejected {
+            (other, _) => Attempt::Fail(GraphError::Rejected {
                 status: other.as_u16(),
                 code: code(),
                 url: url.to_owned(),

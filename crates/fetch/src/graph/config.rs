@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use ctiport_model::selection::ProfileSelection;
 
-use ctiport_model::net::Secret;
+use ctiport_net::Secret;
 
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
 pub const DEFAULT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";

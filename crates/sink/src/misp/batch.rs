@@ -103,10 +103,6 @@ impl Batch {
         self.pending.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
-    }
-
     /// Whether an attribute with this type and value is already in the event (MISP would collapse
     /// a second one, and both would get the same uuid).
     pub fn contains(&self, candidate: &Candidate) -> bool {

@@ -58,15 +58,6 @@ struct Building {
     profile: Option<Arc<IntelProfile>>,
 }
 
-/// A finished event and where it comes from.
-#[derive(Clone, Debug)]
-pub struct BuiltEvent {
-    pub event: Event,
-    pub profile_id: String,
-    /// 1 for the profile's main event, 2, 3, … for its extension events.
-    pub part: u32,
-}
-
 pub struct EventBuilder {
     options: MispOptions,
     profiles: HashMap<String, ProfileMemo>,
@@ -92,7 +83,7 @@ impl EventBuilder {
     }
 
     /// Takes one record; returns the events it completed (none, or the previous event).
-    pub fn add(&mut self, record: &Mapped) -> Result<Vec<BuiltEvent>, SinkError> {
+    pub fn add(&mut self, record: &Mapped) -> Result<Vec<Event>, SinkError> {
         let mut completed = Vec::new();
         match record {
             Mapped::Profile(profile) => self.open_profile(profile, &mut completed)?,
@@ -105,7 +96,7 @@ impl EventBuilder {
     }
 
     /// Completes the last event, if any.
-    pub fn finish(&mut self) -> Result<Option<BuiltEvent>, SinkError> {
+    pub fn finish(&mut self) -> Result<Option<Event>, SinkError> {
         self.close_event()
     }
 
@@ -190,7 +181,7 @@ impl EventBuilder {
     fn open_profile(
         &mut self,
         profile: &MappedProfile,
-        completed: &mut Vec<BuiltEvent>,
+        completed: &mut Vec<Event>,
     ) -> Result<(), SinkError> {
         completed.extend(self.close_event()?);
         let title = if profile.title.trim().is_empty() {
@@ -223,7 +214,7 @@ impl EventBuilder {
     fn open_extension(
         &mut self,
         profile_id: &str,
-        completed: &mut Vec<BuiltEvent>,
+        completed: &mut Vec<Event>,
     ) -> Result<(), SinkError> {
         completed.extend(self.close_event()?);
         let memo = self.profiles.get_mut(profile_id).ok_or_else(|| {
@@ -246,7 +237,7 @@ impl EventBuilder {
     fn add_indicator(
         &mut self,
         indicator: &MappedIndicator,
-        completed: &mut Vec<BuiltEvent>,
+        completed: &mut Vec<Event>,
     ) -> Result<(), SinkError> {
         let same_profile = self
             .current
@@ -277,7 +268,7 @@ impl EventBuilder {
     }
 
     /// Turns the event being built, if any, into a finished event.
-    fn close_event(&mut self) -> Result<Option<BuiltEvent>, SinkError> {
+    fn close_event(&mut self) -> Result<Option<Event>, SinkError> {
         let Some(building) = self.current.take() else {
             return Ok(None);
         };
@@ -332,11 +323,7 @@ impl EventBuilder {
                 date,
             )
         };
-        Ok(Some(BuiltEvent {
-            event,
-            profile_id: building.profile_id,
-            part: building.part,
-        }))
+        Ok(Some(event))
     }
 }
 
@@ -401,51 +388,27 @@ pub(crate) fn revoked_membership(profile_id: &str, value: &str) -> Mapped {
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic
 mod tests {
     use super::*;
-    use crate::misp::config::{Distribution, Organisation};
-    use crate::misp::mapping::AttributeTable;
+    use crate::fixtures;
+    use crate::misp::config::Distribution;
     use crate::misp::merge::merge;
-    use ctiport_model::graph::IndicatorSource;
     use ctiport_model::record::{Emitted, ObservableType, Version};
     use ctiport_model::stix::EncodedObject;
 
     fn options() -> MispOptions {
-        MispOptions {
-            distribution: Distribution::Community,
-            org: Organisation::new("Example CTI Org", None),
-            max_attributes: 100,
-            tlp: "amber".into(),
-            table: AttributeTable::embedded().unwrap(),
-        }
+        fixtures::misp_options(Distribution::Community, 100)
     }
 
     fn profile(id: &str) -> Mapped {
-        Mapped::Profile(MappedProfile {
-            profile_id: id.into(),
-            title: format!("Actor {id}"),
-            kind: ProfileKind::Actor,
-            indicated_ref: format!("threat-actor--{id}"),
-            profile: Arc::new(IntelProfile {
-                first_active: Timestamp::parse("2020-02-24T00:00:00Z"),
-                ..IntelProfile::titled(id, ProfileKind::Actor, &format!("Actor {id}"))
-            }),
-            objects: vec![],
-        })
+        fixtures::actor(id)
     }
 
     fn indicator(profile_id: &str, value: &str) -> Mapped {
-        Mapped::Indicator(MappedIndicator {
-            indicator_id: format!("i-{value}"),
-            profile_id: profile_id.into(),
-            observable_type: ObservableType::Domain,
-            value: value.into(),
-            source: Some(IndicatorSource::Osint),
-            first_seen: Timestamp::parse("2024-01-02T03:04:05Z"),
-            last_seen: Timestamp::parse("2024-03-01T00:00:00Z"),
-            confidence: Some(50),
-            host: None,
-            stix_id: format!("indicator--{value}"),
-            objects: vec![],
-        })
+        fixtures::indicator(
+            profile_id,
+            &format!("i-{value}"),
+            ObservableType::Domain,
+            value,
+        )
     }
 
     /// A revocation without a membership (a profile's SDO, report or note).
@@ -485,8 +448,8 @@ mod tests {
         assert_eq!(builder.vanished(), ["gone", "zeta"]);
         assert_eq!(builder.vanished.len(), 2, "one entry per vanished profile");
         let last = builder.finish().unwrap().unwrap();
-        assert_eq!(last.profile_id, "listed");
-        assert_eq!(last.event.attributes.len(), 1);
+        assert_eq!(last.uuid, event_uuid("listed", 1).to_string());
+        assert_eq!(last.attributes.len(), 1);
         assert_eq!(builder.parts(), [("listed".to_owned(), 1)]);
         // Without revocations (no state store), nothing vanished.
         let mut builder = EventBuilder::new(options()).unwrap();
@@ -500,7 +463,7 @@ mod tests {
         builder.add(&profile("gone")).unwrap();
         builder.add(&indicator("gone", "a.example")).unwrap();
         builder.add(&indicator("gone", "b.example")).unwrap();
-        let previous = builder.finish().unwrap().unwrap().event;
+        let previous = builder.finish().unwrap().unwrap();
         let emptied = EventBuilder::emptied(&previous);
         assert!(emptied.attributes.is_empty());
         assert_eq!(emptied.reports, previous.reports);

@@ -261,7 +261,7 @@ impl Sink for MispFeedSink {
 
     fn write(&mut self, record: &Mapped) -> Result<(), SinkError> {
         for built in self.builder.add(record)? {
-            self.write_event(built.event)?;
+            self.write_event(built)?;
         }
         Ok(())
     }
@@ -276,7 +276,7 @@ impl Sink for MispFeedSink {
 
     fn finish(mut self: Box<Self>) -> Result<SinkReport, SinkError> {
         if let Some(built) = self.builder.finish()? {
-            self.write_event(built.event)?;
+            self.write_event(built)?;
         }
         self.retire_stale_extensions()?;
         self.retire_vanished()?;
@@ -371,57 +371,22 @@ fn remove_stale_events(directory: &Path, manifest: &BTreeMap<String, ManifestEnt
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic
 mod tests {
     use super::*;
-    use crate::misp::config::{Distribution, Organisation};
-    use crate::misp::mapping::AttributeTable;
+    use crate::fixtures;
+    use crate::misp::config::Distribution;
     use crate::misp::uuid::event_uuid;
-    use ctiport_model::graph::IndicatorSource;
-    use ctiport_model::graph::{IntelProfile, ProfileKind};
+    use ctiport_model::graph::ProfileKind;
     use ctiport_model::record::ObservableType;
-    use ctiport_model::record::{MappedIndicator, MappedProfile};
-    use ctiport_model::timestamp::Timestamp;
     use serde_json::Value;
-    use std::sync::Arc;
 
     fn options(max_attributes: usize) -> MispOptions {
-        MispOptions {
-            distribution: Distribution::Community,
-            org: Organisation::new("Example CTI Org", None),
-            max_attributes,
-            tlp: "amber".into(),
-            table: AttributeTable::embedded().unwrap(),
-        }
+        fixtures::misp_options(Distribution::Community, max_attributes)
     }
 
     fn profile(id: &str, title: &str, kind: ProfileKind) -> Mapped {
-        let graph = IntelProfile {
-            first_active: Timestamp::parse("2020-02-24T00:00:00Z"),
-            ..IntelProfile::titled(id, kind.clone(), title)
-        };
-        Mapped::Profile(MappedProfile {
-            profile_id: id.into(),
-            title: title.into(),
-            kind,
-            indicated_ref: format!("threat-actor--{id}"),
-            profile: Arc::new(graph),
-            objects: vec![],
-        })
+        Mapped::Profile(fixtures::profile(id, title, kind))
     }
 
-    fn indicator(profile_id: &str, id: &str, observable: ObservableType, value: &str) -> Mapped {
-        Mapped::Indicator(MappedIndicator {
-            indicator_id: id.into(),
-            profile_id: profile_id.into(),
-            observable_type: observable,
-            value: value.into(),
-            source: Some(IndicatorSource::Osint),
-            first_seen: Timestamp::parse("2024-01-02T03:04:05Z"),
-            last_seen: Timestamp::parse("2024-03-01T00:00:00Z"),
-            confidence: Some(50),
-            host: None,
-            stix_id: format!("indicator--{id}"),
-            objects: vec![],
-        })
-    }
+    use fixtures::indicator;
 
     fn run(directory: &Path, records: &[Mapped], max_attributes: usize) -> SinkReport {
         run_acked(directory, records, max_attributes, None)
@@ -605,18 +570,7 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
     }
 
-    fn profile_with_summary(id: &str, title: &str, summary: &str) -> Mapped {
-        let Mapped::Profile(mut mapped) = profile(id, title, ProfileKind::Actor) else {
-            unreachable!()
-        };
-        let mut graph = (*mapped.profile).clone();
-        graph.summary = Some(ctiport_model::graph::FormattedContent {
-            content: summary.into(),
-            format: "text".into(),
-        });
-        mapped.profile = Arc::new(graph);
-        Mapped::Profile(mapped)
-    }
+    use fixtures::summarized as profile_with_summary;
 
     fn seconds(value: &Value) -> u64 {
         match value {

@@ -50,6 +50,7 @@ pub struct AttributeTable {
 
 impl AttributeTable {
     /// The embedded table.
+    #[cfg(test)]
     pub fn embedded() -> Result<Self, TableError> {
         Self::load(None)
     }

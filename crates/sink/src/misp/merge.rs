@@ -171,60 +171,22 @@ pub fn merge(previous: &Event, built: Event) -> Event {
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic
 mod tests {
     use super::*;
-    use crate::misp::event::{DISTRIBUTION_INHERIT, OrgRef, Tag};
+    use crate::fixtures;
     use proptest::prelude::*;
 
     fn attribute(n: u8, timestamp: u64) -> Attribute {
-        Attribute {
-            uuid: format!("00000000-0000-5000-8000-{n:012}"),
-            misp_type: "domain".into(),
-            category: "Network activity".into(),
-            value: format!("v{n}.example"),
-            to_ids: true,
-            comment: format!("MDTI indicator i{n}"),
-            distribution: DISTRIBUTION_INHERIT.into(),
-            timestamp: timestamp.to_string(),
-            first_seen: Some("2024-01-02T03:04:05.000000+00:00".into()),
-            last_seen: None,
-            disable_correlation: false,
-            deleted: false,
-        }
+        let comment = format!("MDTI indicator i{n}");
+        fixtures::attribute(
+            n.into(),
+            "domain",
+            &format!("v{n}.example"),
+            timestamp,
+            &comment,
+        )
     }
 
     fn event(attributes: Vec<Attribute>, timestamp: u64, report: Option<&str>) -> Event {
-        Event {
-            uuid: "11111111-1111-5111-8111-111111111111".into(),
-            info: "Threat actor profile: X".into(),
-            date: "2024-01-01".into(),
-            threat_level_id: "4".into(),
-            analysis: "2".into(),
-            distribution: "0".into(),
-            published: false,
-            timestamp: timestamp.to_string(),
-            publish_timestamp: "0".into(),
-            extends_uuid: String::new(),
-            orgc: OrgRef {
-                name: "Org".into(),
-                uuid: "22222222-2222-5222-8222-222222222222".into(),
-            },
-            tags: vec![Tag {
-                name: "tlp:amber".into(),
-                colour: Some("#FFC000".into()),
-                local: false,
-            }],
-            attributes,
-            reports: report
-                .map(|content| EventReport {
-                    uuid: "33333333-3333-5333-8333-333333333333".into(),
-                    name: "X (MDTI intel profile)".into(),
-                    content: content.into(),
-                    distribution: DISTRIBUTION_INHERIT.into(),
-                    timestamp: timestamp.to_string(),
-                    deleted: false,
-                })
-                .into_iter()
-                .collect(),
-        }
+        fixtures::event(attributes, timestamp, report, "amber")
     }
 
     fn by_uuid(event: &Event, n: u8) -> &Attribute {

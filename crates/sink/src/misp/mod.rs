@@ -2,7 +2,8 @@
 //! directory (`--to misp-feed:<dir>`).
 //!
 //! One file per concern:
-//! * [`config`]: the user's options (distribution, creator organisation, attribute limit, TLP);
+//! * [`config`]: the options of both MISP sinks (distribution, creator organisation, attribute
+//!   limit) and of `misp-feed:`;
 //! * [`mapping`]: the attribute table (`mappings/misp-attributes.json`): value type → MISP type,
 //!   category, `to_ids`;
 //! * [`normalize`]: the value MISP stores (and the values it would drop), so MISP drops nothing;
@@ -18,20 +19,19 @@
 //! Facts about MISP come from the reference `misp.md`; the choices it leaves open are documented
 //! where they are made and in the README.
 
-pub mod batch;
-pub mod builder;
-pub mod config;
-pub mod event;
-pub mod feed;
-pub mod mapping;
-pub mod merge;
-pub mod normalize;
-pub mod report;
-pub mod rest;
-pub mod text;
-pub mod uuid;
+mod batch;
+mod builder;
+pub(crate) mod config;
+pub(crate) mod event;
+mod feed;
+mod mapping;
+mod merge;
+mod normalize;
+mod report;
+mod rest;
+mod text;
+mod uuid;
 
-pub use config::{DEFAULT_MAX_ATTRIBUTES, Distribution, MispOptions, Organisation};
-pub use feed::MispFeedSink;
-pub use mapping::{AttributeTable, TableError};
-pub use rest::MispRestSink;
+pub use config::MispFeedConfig;
+pub use mapping::AttributeTable;
+pub use rest::MispRestConfig;

@@ -1,9 +1,9 @@
 //! `--to stix:<file.json>` (one bundle, streamed) and `--to stix:<dir>/` (chunked bundles, each
-//! self-contained).
+//! self-contained), with their options ([`config`]).
 
 mod bundle_file;
 mod chunked;
+mod config;
 mod single;
 
-pub use chunked::{ChunkLimits, ChunkedBundleSink};
-pub use single::BundleSink;
+pub use config::{BundleConfig, ChunkedBundleConfig};

@@ -14,37 +14,30 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::envelope::Envelope;
-use super::error::TaxiiError;
 use super::resources::Status;
 use super::service::{Posted, TaxiiService};
+use crate::push::{Failures, PushError};
 
 /// What became of the objects of the envelopes delivered so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Tally {
+pub struct ObjectTally {
     pub envelopes: u64,
     /// Objects the server stored because of this run.
     pub stored: u64,
     /// Objects the collection already held, identical.
     pub present: u64,
-    pub failed: u64,
-    /// `<id>: <reason>` for the first failures (the count above is complete).
-    pub failures: Vec<String>,
+    /// Objects that are in neither.
+    pub failures: Failures,
 }
 
-impl Tally {
-    /// Failures kept with their reason.
-    pub const LISTED: usize = 20;
-
+impl ObjectTally {
     pub fn delivered(&self) -> u64 {
         self.stored + self.present
     }
 
     fn fail(&mut self, id: &str, reason: &str) {
-        self.failed += 1;
-        if self.failures.len() < Self::LISTED {
-            self.failures.push(format!("{id}: {reason}"));
-        }
-        if self.failed <= 100 {
+        self.failures.add(1, || format!("{id}: {reason}"));
+        if self.failures.count <= 100 {
             tracing::warn!(id, "TAXII: object not stored: {reason}");
         }
     }
@@ -65,16 +58,21 @@ pub fn poll_interval(poll: u32) -> Duration {
         .min(Duration::from_secs(10))
 }
 
-pub struct Delivery<'a> {
+/// Delivers envelopes to one collection.
+pub struct Courier<'a> {
     pub service: &'a TaxiiService,
     /// Whether the collection may be read, which is what tells a duplicate from a failure.
     pub can_read: bool,
     pub status_timeout: Duration,
 }
 
-impl Delivery<'_> {
+impl Courier<'_> {
     /// Sends `envelope`, in halves while the server answers 413, and accounts for every object.
-    pub async fn deliver(&self, envelope: Envelope, tally: &mut Tally) -> Result<(), TaxiiError> {
+    pub async fn deliver(
+        &self,
+        envelope: Envelope,
+        tally: &mut ObjectTally,
+    ) -> Result<(), PushError> {
         let mut queue = vec![envelope];
         while let Some(envelope) = queue.pop() {
             match self.service.post(&envelope).await? {
@@ -90,7 +88,7 @@ impl Delivery<'_> {
                 }
                 Posted::TooLarge => {
                     let object = &envelope.objects()[0];
-                    return Err(TaxiiError::Refused(format!(
+                    return Err(PushError::Refused(format!(
                         "the server refused object {} ({} bytes) as too large (HTTP 413), \
                          although it is within the API root's max_content_length",
                         object.id,
@@ -115,12 +113,12 @@ impl Delivery<'_> {
 
     /// Polls `{api-root}/status/{id}/` while the status is pending, with a growing interval,
     /// until the overall timeout.
-    async fn until_complete(&self, mut status: Status) -> Result<Status, TaxiiError> {
+    async fn until_complete(&self, mut status: Status) -> Result<Status, PushError> {
         let deadline = Instant::now() + self.status_timeout;
         let mut polls = 0;
         while status.is_pending() {
             if Instant::now() >= deadline {
-                return Err(TaxiiError::Refused(format!(
+                return Err(PushError::Refused(format!(
                     "status {} is still pending after {} s ({} of {} objects unconfirmed); \
                      raise --taxii-status-timeout if the server is just slow",
                     status.id,
@@ -141,8 +139,8 @@ impl Delivery<'_> {
         &self,
         envelope: &Envelope,
         status: &Status,
-        tally: &mut Tally,
-    ) -> Result<(), TaxiiError> {
+        tally: &mut ObjectTally,
+    ) -> Result<(), PushError> {
         let mut failed = Vec::new();
         for (object, verdict) in envelope.objects().iter().zip(verdicts(envelope, status)) {
             match verdict {
@@ -282,7 +280,6 @@ mod tests {
     fn detail(id: &str, message: Option<&str>) -> StatusDetail {
         StatusDetail {
             id: id.into(),
-            version: None,
             message: message.map(str::to_owned),
         }
     }
@@ -351,16 +348,5 @@ mod tests {
             judge_duplicate(&ours, &[&older, &same]),
             Duplicate::Identical
         );
-    }
-
-    #[test]
-    fn failures_are_listed_up_to_a_cap_and_counted_in_full() {
-        let mut tally = Tally::default();
-        for n in 0..(Tally::LISTED + 5) {
-            tally.fail(&format!("tool--{n}"), "nope");
-        }
-        assert_eq!(tally.failed, (Tally::LISTED + 5) as u64);
-        assert_eq!(tally.failures.len(), Tally::LISTED);
-        assert_eq!(tally.failures[0], "tool--0: nope");
     }
 }

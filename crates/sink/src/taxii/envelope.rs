@@ -4,7 +4,7 @@
 
 use ctiport_model::stix::EncodedObject;
 
-use super::error::TaxiiError;
+use crate::push::PushError;
 
 const OPEN: &str = r#"{"objects":["#;
 const CLOSE: &str = "]}";
@@ -31,10 +31,10 @@ pub struct EnvelopeLimits {
 
 impl EnvelopeLimits {
     /// The limits for a server that announced `max_content_length`.
-    pub fn for_max_content_length(max_content_length: u64) -> Result<Self, TaxiiError> {
+    pub fn for_max_content_length(max_content_length: u64) -> Result<Self, PushError> {
         let max_bytes = max_content_length.saturating_sub(SAFETY_MARGIN);
         if max_bytes < 1024 {
-            return Err(TaxiiError::Refused(format!(
+            return Err(PushError::Refused(format!(
                 "the API root's max_content_length ({max_content_length} bytes) is too small to \
                  hold an envelope"
             )));
@@ -45,6 +45,24 @@ impl EnvelopeLimits {
             target_bytes: max_bytes.min(DEFAULT_TARGET_BYTES),
             max_objects: DEFAULT_MAX_OBJECTS,
         })
+    }
+}
+
+/// An object that cannot be sent in any envelope the server accepts.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "object {id} is {bytes} bytes serialized, more than the {limit} bytes an envelope may hold \
+     under the API root's max_content_length"
+)]
+pub struct ObjectTooLarge {
+    pub id: String,
+    pub bytes: usize,
+    pub limit: usize,
+}
+
+impl From<ObjectTooLarge> for PushError {
+    fn from(error: ObjectTooLarge) -> Self {
+        PushError::Refused(error.to_string())
     }
 }
 
@@ -135,16 +153,12 @@ impl Packer {
         }
     }
 
-    pub fn limits(&self) -> EnvelopeLimits {
-        self.limits
-    }
-
     /// Adds `object`; returns the previous envelope when `object` did not fit in it. An object
     /// that cannot fit in any envelope is an error.
-    pub fn push(&mut self, object: EncodedObject) -> Result<Option<Envelope>, TaxiiError> {
+    pub fn push(&mut self, object: EncodedObject) -> Result<Option<Envelope>, ObjectTooLarge> {
         let alone = ENVELOPE_OVERHEAD + object.json.len();
         if alone > self.limits.max_bytes {
-            return Err(TaxiiError::ObjectTooLarge {
+            return Err(ObjectTooLarge {
                 id: object.id.to_string(),
                 bytes: object.json.len(),
                 limit: self.limits.max_bytes - ENVELOPE_OVERHEAD,
@@ -203,7 +217,7 @@ mod tests {
     fn pack(
         objects: &[EncodedObject],
         limits: EnvelopeLimits,
-    ) -> Result<Vec<Envelope>, TaxiiError> {
+    ) -> Result<Vec<Envelope>, ObjectTooLarge> {
         let mut packer = Packer::new(limits);
         let mut out = Vec::new();
         for o in objects {
@@ -286,7 +300,7 @@ mod tests {
             let result = pack(&objects, limits);
             let too_large = objects.iter().find(|o| ENVELOPE_OVERHEAD + o.json.len() > max_bytes);
             match (result, too_large) {
-                (Err(TaxiiError::ObjectTooLarge { id, .. }), Some(first)) => {
+                (Err(ObjectTooLarge { id, .. }), Some(first)) => {
                     prop_assert_eq!(id, first.id.to_string());
                 }
                 (Ok(envelopes), None) => {

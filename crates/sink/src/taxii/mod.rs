@@ -2,8 +2,8 @@
 //!
 //! The sink has the anatomy of a Vector sink, one concern per file:
 //!
-//! * [`config`]: the validated options (collection URL → API root, plain-HTTP rule, credentials
-//!   from `TAXII_USERNAME`/`TAXII_PASSWORD`, extra CA);
+//! * [`config`]: the options, and the validated target (collection URL → API root, plain-HTTP
+//!   rule, credentials from `TAXII_USERNAME`/`TAXII_PASSWORD` or the config file, extra CA);
 //! * [`envelope`]: packing pre-serialized objects into `{"objects":[…]}` envelopes by exact byte
 //!   size under the API root's `max_content_length`;
 //! * [`service`]: the HTTP requests, with TAXII 2.1 headers, retries and clear refusals;
@@ -11,17 +11,14 @@
 //!   (duplicates already in the collection are not failures);
 //! * [`sink`]: the driver that feeds records through the packer and delivers each full envelope.
 
-pub mod config;
-pub mod delivery;
-pub mod envelope;
-pub mod error;
-pub mod resources;
-pub mod service;
-pub mod sink;
+mod config;
+mod delivery;
+mod envelope;
+mod resources;
+mod service;
+mod sink;
 
 #[cfg(test)]
 mod tests;
 
-pub use config::{Credentials, TaxiiConfig, TaxiiOptions};
-pub use error::TaxiiError;
-pub use sink::TaxiiSink;
+pub use config::TaxiiConfig;

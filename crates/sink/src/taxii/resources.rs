@@ -27,8 +27,6 @@ impl ApiRoot {
 #[derive(Clone, Debug, Deserialize)]
 pub struct Collection {
     #[serde(default)]
-    pub id: String,
-    #[serde(default)]
     pub title: String,
     #[serde(default)]
     pub can_read: bool,
@@ -53,8 +51,6 @@ impl Collection {
 #[derive(Clone, Debug, Deserialize)]
 pub struct StatusDetail {
     pub id: String,
-    #[serde(default)]
-    pub version: Option<String>,
     #[serde(default)]
     pub message: Option<String>,
 }

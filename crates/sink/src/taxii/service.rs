@@ -2,16 +2,15 @@
 //! 429/5xx/connection errors (honouring `Retry-After`), and every refusal turned into an error that
 //! names its likely cause.
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use ctiport_net::{Answer, Dialect, HttpClient, likely_cause, plain_text_detail};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::config::{Credentials, PASSWORD_VAR, TaxiiConfig, USERNAME_VAR};
+use super::config::{PASSWORD_VAR, TaxiiTarget, USERNAME_VAR};
 use super::envelope::Envelope;
-use super::error::TaxiiError;
 use super::resources::{ApiRoot, Collection, ObjectsPage, Status, TAXII_MEDIA_TYPE, error_detail};
-use crate::http::{self, Answer, SendError, plain_text_detail};
+use crate::push::PushError;
 
 /// Ids asked for in one `match[id]` query (keeps the URL short).
 const IDS_PER_QUERY: usize = 40;
@@ -26,54 +25,57 @@ pub enum Posted {
     TooLarge,
 }
 
+/// How TAXII 2.1 speaks HTTP.
+const TAXII: Dialect = Dialect {
+    name: "TAXII",
+    media_type: TAXII_MEDIA_TYPE,
+    detail: error_detail,
+};
+
 pub struct TaxiiService {
-    http: reqwest::Client,
-    credentials: Option<Credentials>,
-    max_attempts: u32,
+    http: HttpClient,
     api_root: Url,
     collection: Url,
     objects: Url,
 }
 
 impl TaxiiService {
-    pub fn new(config: &TaxiiConfig) -> Result<Self, TaxiiError> {
-        let http = http::build_client(
-            config.collection_url.origin(),
-            config.ca_pem.as_deref(),
-            config.request_timeout,
-        )
-        .map_err(TaxiiError::Config)?;
-        let objects = config
-            .collection_url
+    pub fn new(target: &TaxiiTarget) -> Result<Self, PushError> {
+        let http = target
+            .endpoint
+            .client(TAXII, target.auth.as_ref())
+            .map_err(PushError::Config)?;
+        let objects = target
+            .collection
+            .url
             .join("objects/")
-            .map_err(|e| TaxiiError::Config(format!("bad collection URL: {e}")))?;
+            .map_err(|e| PushError::Config(format!("bad collection URL: {e}")))?;
         Ok(TaxiiService {
             http,
-            credentials: config.credentials.clone(),
-            max_attempts: config.max_attempts.max(1),
-            api_root: config.api_root.clone(),
-            collection: config.collection_url.clone(),
+            api_root: target.collection.api_root.clone(),
+            collection: target.collection.url.clone(),
             objects,
         })
     }
 
     /// `GET {api-root}/`.
-    pub async fn api_root(&self) -> Result<ApiRoot, TaxiiError> {
+    pub async fn api_root(&self) -> Result<ApiRoot, PushError> {
         let url = self.api_root.clone();
         self.get_json(&url, "the API root").await
     }
 
     /// `GET {api-root}/collections/{id}/`.
-    pub async fn collection(&self) -> Result<Collection, TaxiiError> {
+    pub async fn collection(&self) -> Result<Collection, PushError> {
         let url = self.collection.clone();
         self.get_json(&url, "the collection").await
     }
 
     /// `POST {collection}/objects/` with the envelope as a sized body.
-    pub async fn post(&self, envelope: &Envelope) -> Result<Posted, TaxiiError> {
+    pub async fn post(&self, envelope: &Envelope) -> Result<Posted, PushError> {
         let url = self.objects.clone();
         let body = envelope.body();
         let answer = self
+            .http
             .send(Method::POST, &url, Some(&body), "adding objects")
             .await?;
         match answer.status {
@@ -86,10 +88,10 @@ impl TaxiiService {
     }
 
     /// `GET {api-root}/status/{id}/`.
-    pub async fn status(&self, id: &str) -> Result<Status, TaxiiError> {
+    pub async fn status(&self, id: &str) -> Result<Status, PushError> {
         let mut url = self.api_root.clone();
         url.path_segments_mut()
-            .map_err(|()| TaxiiError::Config("the API root URL cannot have a path".into()))?
+            .map_err(|()| PushError::Config("the API root URL cannot have a path".into()))?
             .pop_if_empty()
             .extend(["status", id, ""]);
         self.get_json(&url, "the status resource").await
@@ -100,7 +102,7 @@ impl TaxiiService {
     pub async fn objects_with_ids(
         &self,
         ids: &[&str],
-    ) -> Result<Vec<serde_json::Value>, TaxiiError> {
+    ) -> Result<Vec<serde_json::Value>, PushError> {
         let mut found = Vec::new();
         for batch in ids.chunks(IDS_PER_QUERY) {
             let wanted = batch.join(",");
@@ -126,56 +128,16 @@ impl TaxiiService {
         Ok(found)
     }
 
-    async fn get_json<T: DeserializeOwned>(&self, url: &Url, what: &str) -> Result<T, TaxiiError> {
-        let answer = self.send(Method::GET, url, None, what).await?;
+    async fn get_json<T: DeserializeOwned>(&self, url: &Url, what: &str) -> Result<T, PushError> {
+        let answer = self.http.send(Method::GET, url, None, what).await?;
         if answer.status != StatusCode::OK {
             return Err(self.refusal(&answer, url, what));
         }
         parse(&answer.body, what)
     }
 
-    /// Sends one request, retrying what can succeed on retry; any other answer is returned.
-    async fn send(
-        &self,
-        method: Method,
-        url: &Url,
-        body: Option<&[u8]>,
-        what: &str,
-    ) -> Result<Answer, TaxiiError> {
-        let build = || {
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .header(ACCEPT, TAXII_MEDIA_TYPE);
-            if let Some(credentials) = &self.credentials {
-                request =
-                    request.basic_auth(&credentials.username, Some(credentials.password.expose()));
-            }
-            if let Some(body) = body {
-                request = request
-                    .header(CONTENT_TYPE, TAXII_MEDIA_TYPE)
-                    .body(body.to_vec());
-            }
-            request
-        };
-        let label = format!("TAXII {what}");
-        http::send(build, self.max_attempts, url, &label, error_detail)
-            .await
-            .map_err(|error| match error {
-                SendError::Untrusted(detail) => TaxiiError::Refused(format!(
-                    "TLS certificate of {url} not trusted: {detail}; for a server with a private \
-                     CA, pass its certificate with --ca-file"
-                )),
-                SendError::Exhausted { attempts, last } => TaxiiError::Exhausted {
-                    what: format!("{what} ({url})"),
-                    attempts,
-                    last,
-                },
-            })
-    }
-
     /// The error for an answer the sink cannot go on from, naming the likely cause.
-    fn refusal(&self, answer: &Answer, url: &Url, what: &str) -> TaxiiError {
+    fn refusal(&self, answer: &Answer, url: &Url, what: &str) -> PushError {
         let code = answer.status.as_u16();
         let detail = error_detail(&answer.body);
         let detail = if detail.is_empty() {
@@ -183,8 +145,8 @@ impl TaxiiService {
         } else {
             detail
         };
-        TaxiiError::Refused(match answer.status {
-            StatusCode::UNAUTHORIZED if self.credentials.is_none() => format!(
+        PushError::Refused(match answer.status {
+            StatusCode::UNAUTHORIZED if !self.http.is_authorized() => format!(
                 "authentication required (HTTP 401) for {what} at {url}: set {USERNAME_VAR} and \
                  {PASSWORD_VAR} in the environment"
             ),
@@ -211,12 +173,15 @@ impl TaxiiService {
             StatusCode::UNPROCESSABLE_ENTITY => format!(
                 "the server could not process the request (HTTP 422) for {what} at {url}{detail}"
             ),
-            _ => format!("unexpected HTTP {code} for {what} at {url}{detail}"),
+            status => format!(
+                "unexpected HTTP {code} for {what} at {url}{detail}{}",
+                likely_cause(status)
+            ),
         })
     }
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, TaxiiError> {
+fn parse<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, PushError> {
     serde_json::from_slice(body)
-        .map_err(|e| TaxiiError::Refused(format!("unreadable response for {what}: {e}")))
+        .map_err(|e| PushError::Refused(format!("unreadable response for {what}: {e}")))
 }

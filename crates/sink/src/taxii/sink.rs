@@ -7,176 +7,80 @@
 
 use ctiport_model::record::Mapped;
 use ctiport_model::stix::EncodedObject;
-use tokio::runtime::Handle;
 
-use super::config::TaxiiConfig;
-use super::delivery::{Delivery, Tally};
+use super::config::TaxiiTarget;
+use super::delivery::{Courier, ObjectTally};
 use super::envelope::{Envelope, EnvelopeLimits, Packer};
-use super::error::TaxiiError;
 use super::service::TaxiiService;
+use crate::push::{Link, PushError, begun, not_begun};
 use crate::{Sink, SinkError, SinkReport};
 
-/// Per-object failures after which the push stops: past this, the cause is systematic.
-const MAX_FAILURES: u64 = 1_000;
+const NAME: &str = "TAXII";
 
 pub struct TaxiiSink {
-    config: TaxiiConfig,
-    link: Option<Link>,
-    tally: Tally,
-}
-
-/// What `begin` established: the client, the collection's rights and the envelope packer.
-struct Link {
-    runtime: Handle,
-    service: TaxiiService,
+    target: TaxiiTarget,
+    link: Option<Link<TaxiiService>>,
+    /// Made by `begin`, under the API root's `max_content_length`.
+    packer: Option<Packer>,
+    /// Whether the collection may be read (`begin` asks).
     can_read: bool,
-    packer: Packer,
+    tally: ObjectTally,
 }
 
 impl TaxiiSink {
     /// A sink for a validated target; nothing is sent before `begin`.
-    pub fn new(config: TaxiiConfig) -> Self {
+    pub fn new(target: TaxiiTarget) -> Self {
         TaxiiSink {
-            config,
+            target,
             link: None,
-            tally: Tally::default(),
+            packer: None,
+            can_read: false,
+            tally: ObjectTally::default(),
         }
     }
 
-    fn push(&mut self, object: &EncodedObject) -> Result<(), TaxiiError> {
-        let link = self.link()?;
-        if let Some(envelope) = link.packer.push(object.clone())? {
+    fn start(&mut self, preamble: &[EncodedObject]) -> Result<(), PushError> {
+        let link = Link::new(NAME, TaxiiService::new(&self.target)?)?;
+        let (limits, can_read) = link.block_on(connect(&link.service, &self.target))?;
+        self.link = Some(link);
+        self.packer = Some(Packer::new(limits));
+        self.can_read = can_read;
+        // The producer identity and the marking definition go first: everything refers to them.
+        preamble.iter().try_for_each(|object| self.push(object))
+    }
+
+    fn push(&mut self, object: &EncodedObject) -> Result<(), PushError> {
+        let packer = self.packer.as_mut().ok_or_else(|| not_begun(NAME))?;
+        if let Some(envelope) = packer.push(object.clone())? {
             self.deliver(envelope)?;
         }
         Ok(())
     }
 
-    fn deliver(&mut self, envelope: Envelope) -> Result<(), TaxiiError> {
-        let Some(link) = self.link.as_ref() else {
-            return Err(not_begun());
-        };
-        let delivery = Delivery {
+    fn deliver(&mut self, envelope: Envelope) -> Result<(), PushError> {
+        let link = begun(&self.link, NAME)?;
+        let courier = Courier {
             service: &link.service,
-            can_read: link.can_read,
-            status_timeout: self.config.status_timeout,
+            can_read: self.can_read,
+            status_timeout: self.target.status_timeout,
         };
-        link.runtime
-            .block_on(delivery.deliver(envelope, &mut self.tally))?;
-        if self.tally.failed >= MAX_FAILURES {
+        link.block_on(courier.deliver(envelope, &mut self.tally))?;
+        if self.tally.failures.too_many() {
             return Err(self.failures_error("giving up"));
         }
         Ok(())
     }
 
-    fn link(&mut self) -> Result<&mut Link, TaxiiError> {
-        self.link.as_mut().ok_or_else(not_begun)
-    }
-
-    fn failures_error(&self, verdict: &str) -> TaxiiError {
-        let t = &self.tally;
-        let more = t.failed.saturating_sub(t.failures.len() as u64);
-        let more = if more > 0 {
-            format!("; … and {more} more")
-        } else {
-            String::new()
-        };
-        TaxiiError::ObjectsFailed(format!(
-            "{verdict}: {} object(s) were not stored in {} ({} stored, {} already present): {}{more}",
-            t.failed,
-            self.config.collection_url,
-            t.stored,
-            t.present,
-            t.failures.join("; ")
-        ))
-    }
-}
-
-/// Reads the API root and the collection and checks that a push can work at all.
-async fn connect(
-    service: &TaxiiService,
-    config: &TaxiiConfig,
-) -> Result<(EnvelopeLimits, bool), TaxiiError> {
-    let root = service.api_root().await?;
-    if !root.speaks_taxii_21() {
-        return Err(TaxiiError::Refused(format!(
-            "the API root {} does not list TAXII 2.1 in its versions ({:?})",
-            config.api_root, root.versions
-        )));
-    }
-    let max_content_length = root.max_content_length.ok_or_else(|| {
-        TaxiiError::Refused(format!(
-            "the API root {} announces no max_content_length",
-            config.api_root
-        ))
-    })?;
-    let limits = EnvelopeLimits::for_max_content_length(max_content_length)?;
-    let collection = service.collection().await?;
-    if !collection.can_write {
-        return Err(TaxiiError::Refused(format!(
-            "the collection '{}' ({}) is read-only for this user (can_write: false): use a \
-             writable collection, or ask the server's administrator for write permission",
-            collection.title, config.collection_url
-        )));
-    }
-    if !collection.accepts_stix_21() {
-        tracing::warn!(
-            media_types = ?collection.media_types,
-            "TAXII: the collection does not list application/stix+json;version=2.1; pushing anyway"
-        );
-    }
-    tracing::info!(
-        collection = %config.collection_url,
-        title = %collection.title,
-        max_content_length,
-        can_read = collection.can_read,
-        "TAXII: pushing to collection '{}' (API root '{}')",
-        collection.title,
-        root.title
-    );
-    Ok((limits, collection.can_read))
-}
-
-fn not_begun() -> TaxiiError {
-    TaxiiError::Config("the TAXII sink was used before begin".into())
-}
-
-impl Sink for TaxiiSink {
-    fn begin(&mut self, preamble: &[EncodedObject]) -> Result<(), SinkError> {
-        let runtime = Handle::try_current().map_err(|e| {
-            TaxiiError::Config(format!("the TAXII sink needs a tokio runtime: {e}"))
-        })?;
-        let service = TaxiiService::new(&self.config)?;
-        let (limits, can_read) = runtime.block_on(connect(&service, &self.config))?;
-        self.link = Some(Link {
-            runtime,
-            service,
-            can_read,
-            packer: Packer::new(limits),
-        });
-        // The producer identity and the marking definition go first: everything refers to them.
-        for object in preamble {
-            self.push(object)?;
-        }
-        Ok(())
-    }
-
-    fn write(&mut self, record: &Mapped) -> Result<(), SinkError> {
-        for emitted in record.objects().iter().filter(|e| e.first) {
-            self.push(&emitted.object)?;
-        }
-        Ok(())
-    }
-
-    fn finish(mut self: Box<Self>) -> Result<SinkReport, SinkError> {
-        if let Some(envelope) = self.link()?.packer.flush() {
+    fn end(&mut self) -> Result<SinkReport, PushError> {
+        if let Some(envelope) = self.packer.as_mut().ok_or_else(|| not_begun(NAME))?.flush() {
             self.deliver(envelope)?;
         }
-        if self.tally.failed > 0 {
-            return Err(self.failures_error("the push is incomplete").into());
+        if self.tally.failures.count > 0 {
+            return Err(self.failures_error("the push is incomplete"));
         }
         let t = &self.tally;
         tracing::info!(
-            collection = %self.config.collection_url,
+            collection = %self.target.collection.url,
             envelopes = t.envelopes,
             stored = t.stored,
             already_present = t.present,
@@ -188,8 +92,83 @@ impl Sink for TaxiiSink {
         );
         Ok(SinkReport {
             objects: t.delivered(),
-            files: Vec::new(),
             ..SinkReport::default()
         })
+    }
+
+    fn failures_error(&self, verdict: &str) -> PushError {
+        let t = &self.tally;
+        PushError::Refused(format!(
+            "{verdict}: {} object(s) were not stored in {} ({} stored, {} already present): {}",
+            t.failures.count,
+            self.target.collection.url,
+            t.stored,
+            t.present,
+            t.failures.named()
+        ))
+    }
+}
+
+/// Reads the API root and the collection and checks that a push can work at all.
+async fn connect(
+    service: &TaxiiService,
+    target: &TaxiiTarget,
+) -> Result<(EnvelopeLimits, bool), PushError> {
+    let api_root = &target.collection.api_root;
+    let root = service.api_root().await?;
+    if !root.speaks_taxii_21() {
+        return Err(PushError::Refused(format!(
+            "the API root {api_root} does not list TAXII 2.1 in its versions ({:?})",
+            root.versions
+        )));
+    }
+    let max_content_length = root.max_content_length.ok_or_else(|| {
+        PushError::Refused(format!(
+            "the API root {api_root} announces no max_content_length"
+        ))
+    })?;
+    let limits = EnvelopeLimits::for_max_content_length(max_content_length)?;
+    let collection = service.collection().await?;
+    if !collection.can_write {
+        return Err(PushError::Refused(format!(
+            "the collection '{}' ({}) is read-only for this user (can_write: false): use a \
+             writable collection, or ask the server's administrator for write permission",
+            collection.title, target.collection.url
+        )));
+    }
+    if !collection.accepts_stix_21() {
+        tracing::warn!(
+            media_types = ?collection.media_types,
+            "TAXII: the collection does not list application/stix+json;version=2.1; pushing anyway"
+        );
+    }
+    tracing::info!(
+        collection = %target.collection.url,
+        title = %collection.title,
+        max_content_length,
+        can_read = collection.can_read,
+        "TAXII: pushing to collection '{}' (API root '{}')",
+        collection.title,
+        root.title
+    );
+    Ok((limits, collection.can_read))
+}
+
+impl Sink for TaxiiSink {
+    fn begin(&mut self, preamble: &[EncodedObject]) -> Result<(), SinkError> {
+        self.start(preamble).map_err(|e| e.in_sink(NAME))
+    }
+
+    fn write(&mut self, record: &Mapped) -> Result<(), SinkError> {
+        record
+            .objects()
+            .iter()
+            .filter(|e| e.first)
+            .try_for_each(|emitted| self.push(&emitted.object))
+            .map_err(|e| e.in_sink(NAME))
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<SinkReport, SinkError> {
+        self.end().map_err(|e| e.in_sink(NAME))
     }
 }

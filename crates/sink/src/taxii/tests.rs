@@ -7,15 +7,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ctiport_model::stix::EncodedObject;
 use serde_json::{Value, json};
 
-use super::config::{Credentials, Secret, TaxiiConfig, TaxiiOptions};
+use ctiport_net::{Authorization, HttpOptions, Secret};
+
+use super::config::{TAXII, TaxiiTarget};
 use super::sink::TaxiiSink;
+use crate::fixtures::{self, Received};
 use crate::{Sink, SinkError, SinkReport};
 
 const MEDIA: &str = "application/taxii+json;version=2.1";
@@ -66,20 +68,10 @@ fn taxii(status: StatusCode, body: Value) -> Response {
     (status, [("content-type", MEDIA)], body.to_string()).into_response()
 }
 
-async fn serve(
-    State(mock): State<Arc<Mock>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
+async fn serve(State(mock): State<Arc<Mock>>, request: Request) -> Response {
+    let request = Received::read(request).await;
+    let header = |name: &str| request.header(name).to_owned();
+    let body = &request.body;
     if header("authorization") != GOOD_AUTH {
         return (StatusCode::UNAUTHORIZED, "Unauthorized Access").into_response();
     }
@@ -89,15 +81,8 @@ async fn serve(
             .push(format!("accept {}", header("accept")));
         return StatusCode::NOT_ACCEPTABLE.into_response();
     }
-    let query: HashMap<String, String> = uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
-    match (method, uri.path()) {
+    let query = &request.query;
+    match (request.method.clone(), request.path.as_str()) {
         (Method::GET, "/api1/") => taxii(
             StatusCode::OK,
             json!({"title": "mock", "versions": [MEDIA], "max_content_length": mock.max_content_length}),
@@ -129,7 +114,7 @@ async fn serve(
             if body.len() as u64 > mock.max_content_length || body.len() > mock.reject_over {
                 return StatusCode::PAYLOAD_TOO_LARGE.into_response();
             }
-            let Ok(envelope) = serde_json::from_slice::<Value>(&body) else {
+            let Ok(envelope) = serde_json::from_slice::<Value>(body) else {
                 return StatusCode::BAD_REQUEST.into_response();
             };
             state.accepted_posts += 1;
@@ -196,16 +181,11 @@ async fn serve(
     }
 }
 
-async fn start(mock: Arc<Mock>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("bind: {e}"));
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-    let app = Router::new().fallback(serve).with_state(mock);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://127.0.0.1:{port}/api1/collections/c1/")
+async fn start(mock: Mock) -> (Arc<Mock>, String) {
+    let mock = Arc::new(mock);
+    let app = Router::new().fallback(serve).with_state(mock.clone());
+    let url = fixtures::serve(app).await;
+    (mock, format!("{url}api1/collections/c1/"))
 }
 
 fn object(n: usize, modified: &str) -> EncodedObject {
@@ -229,8 +209,8 @@ fn objects(count: usize) -> Vec<EncodedObject> {
         .collect()
 }
 
-fn credentials(password: &str) -> Option<Credentials> {
-    Some(Credentials {
+fn credentials(password: &str) -> Option<Authorization> {
+    Some(Authorization::Basic {
         username: "admin".into(),
         password: Secret::new(password),
     })
@@ -243,15 +223,16 @@ async fn push(
     preamble: Vec<EncodedObject>,
     password: &str,
 ) -> Result<SinkReport, SinkError> {
-    let options = TaxiiOptions {
-        status_timeout: Duration::from_secs(20),
+    let http = HttpOptions {
+        allow_http: false,
+        ca_file: None,
+        request_timeout: TAXII.request_timeout,
         max_attempts: 3,
-        ..TaxiiOptions::default()
     };
-    let config = TaxiiConfig::new(url, &options, credentials(password))
+    let target = TaxiiTarget::new(url, &http, Duration::from_secs(20), credentials(password))
         .unwrap_or_else(|e| panic!("config: {e}"));
     tokio::task::spawn_blocking(move || {
-        let mut sink: Box<dyn Sink> = Box::new(TaxiiSink::new(config));
+        let mut sink: Box<dyn Sink> = Box::new(TaxiiSink::new(target));
         sink.begin(&preamble)?;
         sink.finish()
     })
@@ -278,8 +259,7 @@ fn ids_of(objects: &[EncodedObject]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_every_object_once_in_envelopes_under_the_limit_and_repushes_idempotently() {
-    let mock = Arc::new(Mock::new());
-    let url = start(mock.clone()).await;
+    let (mock, url) = start(Mock::new()).await;
     let sent = objects(60);
     let report = push(&url, sent.clone(), "Password0").await;
     assert_eq!(report.map(|r| r.objects).ok(), Some(60));
@@ -296,19 +276,14 @@ async fn pushes_every_object_once_in_envelopes_under_the_limit_and_repushes_idem
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_object_with_the_same_version_is_a_failure() {
-    let mock = Arc::new(Mock::new());
-    let url = start(mock.clone()).await;
+    let (_, url) = start(Mock::new()).await;
     let sent = objects(3);
     assert!(push(&url, sent.clone(), "Password0").await.is_ok());
     let mut changed = sent.clone();
     let mut value: Value = serde_json::from_str(&changed[1].json).unwrap_or_default();
     value["name"] = "changed".into();
     changed[1].json = value.to_string().into();
-    let error = push(&url, changed.clone(), "Password0")
-        .await
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let error = fixtures::error(push(&url, changed.clone(), "Password0").await);
     assert!(error.contains(&*changed[1].id), "{error}");
     assert!(error.contains("same id and modified"), "{error}");
     assert!(error.contains("1 object(s) were not stored"), "{error}");
@@ -316,12 +291,12 @@ async fn a_changed_object_with_the_same_version_is_a_failure() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn halves_envelopes_on_413_and_retries_429() {
-    let mock = Arc::new(Mock {
+    let (mock, url) = start(Mock {
         reject_over: 1_200,
         throttled_posts: 2,
         ..Mock::new()
-    });
-    let url = start(mock.clone()).await;
+    })
+    .await;
     let sent = objects(25);
     let report = push(&url, sent.clone(), "Password0").await;
     assert_eq!(report.map(|r| r.objects).ok(), Some(25));
@@ -330,11 +305,11 @@ async fn halves_envelopes_on_413_and_retries_429() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polls_pending_statuses_until_complete() {
-    let mock = Arc::new(Mock {
+    let (mock, url) = start(Mock {
         pending: true,
         ..Mock::new()
-    });
-    let url = start(mock.clone()).await;
+    })
+    .await;
     let sent = objects(30);
     let report = push(&url, sent.clone(), "Password0").await;
     assert_eq!(report.map(|r| r.objects).ok(), Some(30));
@@ -344,53 +319,34 @@ async fn polls_pending_statuses_until_complete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_name_their_cause_and_push_nothing() {
-    let mock = Arc::new(Mock::new());
-    let url = start(mock.clone()).await;
-    let error = push(&url, objects(3), "wrong")
-        .await
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let (mock, url) = start(Mock::new()).await;
+    let error = fixtures::error(push(&url, objects(3), "wrong").await);
     assert!(error.contains("authentication failed"), "{error}");
-    assert!(error.contains("TAXII_PASSWORD"), "{error}");
-    assert!(!error.contains("wrong"), "the password leaked: {error}");
+    fixtures::assert_names_without(&error, "TAXII_PASSWORD", "wrong");
     assert!(mock.state().objects.is_empty());
 
-    let read_only = Arc::new(Mock {
+    let (read_only, url) = start(Mock {
         can_write: false,
         ..Mock::new()
-    });
-    let url = start(read_only.clone()).await;
-    let error = push(&url, objects(3), "Password0")
-        .await
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    })
+    .await;
+    let error = fixtures::error(push(&url, objects(3), "Password0").await);
     assert!(error.contains("can_write: false"), "{error}");
     assert_eq!(read_only.state().posts, 0);
 
     let wrong_collection = url.replace("/c1/", "/nope/");
-    let error = push(&wrong_collection, objects(1), "Password0")
-        .await
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let error = fixtures::error(push(&wrong_collection, objects(1), "Password0").await);
     assert!(error.contains("HTTP 404"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_larger_than_the_server_takes_is_a_clear_error() {
-    let mock = Arc::new(Mock::new());
-    let url = start(mock.clone()).await;
+    let (_, url) = start(Mock::new()).await;
     let mut sent = objects(2);
     let mut huge: Value = serde_json::from_str(&sent[1].json).unwrap_or_default();
     huge["description"] = "y".repeat(10_000).into();
     sent[1].json = huge.to_string().into();
-    let error = push(&url, sent.clone(), "Password0")
-        .await
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let error = fixtures::error(push(&url, sent.clone(), "Password0").await);
     assert!(
         error.contains(&*sent[1].id) && error.contains("max_content_length"),
         "{error}"

@@ -4,8 +4,8 @@
 //! The events are the feed's ([`crate::misp::builder`]): one per profile, split into linked
 //! events when large. One concern per file:
 //!
-//! * [`config`]: the validated options (base URL, plain-HTTP rule, the key from `MISP_KEY`, the
-//!   extra CA);
+//! * [`config`]: the options, and the validated target (base URL, plain-HTTP rule, the key from
+//!   `MISP_KEY` or the config file, the extra CA);
 //! * [`stored`]: the instance's answers, read leniently (numbers as strings, `0`/`1` booleans);
 //! * [`upsert`]: the pure decisions: what an edit must carry (new and changed attributes newer
 //!   than their copies, retractions of attributes that left the profile, tags, the report, a
@@ -13,16 +13,13 @@
 //! * [`service`]: the HTTP requests, with retries and clear refusals;
 //! * [`sink`]: the driver.
 
-pub mod config;
-pub mod error;
-pub mod service;
-pub mod sink;
-pub mod stored;
-pub mod upsert;
+mod config;
+mod service;
+mod sink;
+mod stored;
+mod upsert;
 
 #[cfg(test)]
 mod tests;
 
-pub use config::{KEY_VAR, MispRestConfig, MispRestOptions};
-pub use error::MispError;
-pub use sink::MispRestSink;
+pub use config::MispRestConfig;

@@ -2,17 +2,22 @@
 //! answers HTML without it), retries with backoff on 429/5xx/connection errors, and every refusal
 //! turned into an outcome or an error that names its likely cause (reference `misp.md` §3).
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION};
+use ctiport_net::{Answer, Authorization, Dialect, HttpClient, likely_cause, plain_text_detail};
+use reqwest::header::LOCATION;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use url::Url;
 
-use super::config::{KEY_VAR, MispRestConfig};
-use super::error::MispError;
+use super::config::{KEY_VAR, MispTarget};
 use super::stored::{EventResponse, Me, StoredEvent};
-use crate::http::{self, Answer, SendError, plain_text_detail};
+use crate::push::PushError;
 
-const JSON: &str = "application/json";
+/// How MISP's REST API speaks HTTP (it answers HTML without `Accept: application/json`).
+const MISP: Dialect = Dialect {
+    name: "MISP",
+    media_type: "application/json",
+    detail: api_message,
+};
 
 /// What `POST /events/add` came to.
 #[derive(Debug)]
@@ -37,43 +42,35 @@ pub enum Edited {
 }
 
 pub struct MispService {
-    http: reqwest::Client,
-    /// The key as a header value marked sensitive (never printed by the HTTP stack).
-    authorization: HeaderValue,
+    http: HttpClient,
     base: Url,
-    max_attempts: u32,
 }
 
 impl MispService {
-    pub fn new(config: &MispRestConfig) -> Result<Self, MispError> {
-        let http = http::build_client(
-            config.base_url.origin(),
-            config.ca_pem.as_deref(),
-            config.request_timeout,
-        )
-        .map_err(MispError::Config)?;
-        let mut authorization = HeaderValue::from_str(config.key.expose()).map_err(|_| {
-            MispError::Config(format!("{KEY_VAR} holds characters a header cannot carry"))
-        })?;
-        authorization.set_sensitive(true);
+    pub fn new(target: &MispTarget) -> Result<Self, PushError> {
+        // The key is the whole `Authorization` header (reference `misp.md` §3.1).
+        let key = Authorization::Key(target.key.clone());
+        let http = target
+            .endpoint
+            .client(MISP, Some(&key))
+            .map_err(|e| PushError::Config(format!("{KEY_VAR}: {e}")))?;
         Ok(MispService {
             http,
-            authorization,
-            base: config.base_url.clone(),
-            max_attempts: config.max_attempts.max(1),
+            base: target.endpoint.url.clone(),
         })
     }
 
-    fn url(&self, path: &str) -> Result<Url, MispError> {
+    fn url(&self, path: &str) -> Result<Url, PushError> {
         self.base
             .join(path)
-            .map_err(|e| MispError::Config(format!("bad MISP URL for {path}: {e}")))
+            .map_err(|e| PushError::Config(format!("bad MISP URL for {path}: {e}")))
     }
 
     /// `GET /users/view/me`: the key works, and what its user may do.
-    pub async fn me(&self) -> Result<Me, MispError> {
+    pub async fn me(&self) -> Result<Me, PushError> {
         let url = self.url("users/view/me")?;
         let answer = self
+            .http
             .send(Method::GET, &url, None, "reading the key's user")
             .await?;
         if answer.status != StatusCode::OK {
@@ -81,7 +78,7 @@ impl MispService {
         }
         let value: Value = json(&answer, &url)?;
         Me::from_json(&value).ok_or_else(|| {
-            MispError::Refused(format!(
+            PushError::Refused(format!(
                 "{url} answered without the user's Role: is {} a MISP instance?",
                 self.base
             ))
@@ -89,9 +86,10 @@ impl MispService {
     }
 
     /// `HEAD /events/view/{uuid}`: whether the instance has the event.
-    pub async fn exists(&self, uuid: &str) -> Result<bool, MispError> {
+    pub async fn exists(&self, uuid: &str) -> Result<bool, PushError> {
         let url = self.url(&format!("events/view/{uuid}"))?;
         let answer = self
+            .http
             .send(Method::HEAD, &url, None, "looking up an event")
             .await?;
         match answer.status {
@@ -103,10 +101,11 @@ impl MispService {
 
     /// The stored event with its soft-deleted attributes (`{"deleted": [0, 1]}`, as PyMISP's
     /// `get_event(deleted=True)` asks), or `None` when the instance has no such event.
-    pub async fn view(&self, uuid: &str) -> Result<Option<StoredEvent>, MispError> {
+    pub async fn view(&self, uuid: &str) -> Result<Option<StoredEvent>, PushError> {
         let url = self.url(&format!("events/view/{uuid}"))?;
         let body = br#"{"deleted": [0, 1]}"#;
         let answer = self
+            .http
             .send(Method::POST, &url, Some(body), "reading an event")
             .await?;
         match answer.status {
@@ -117,9 +116,10 @@ impl MispService {
     }
 
     /// `POST /events/add`.
-    pub async fn add(&self, body: &[u8]) -> Result<Added, MispError> {
+    pub async fn add(&self, body: &[u8]) -> Result<Added, PushError> {
         let url = self.url("events/add")?;
         let answer = self
+            .http
             .send(Method::POST, &url, Some(body), "adding an event")
             .await?;
         match answer.status {
@@ -130,7 +130,7 @@ impl MispService {
                 Some(location) => Ok(Added::Exists {
                     location: location.to_str().unwrap_or_default().to_owned(),
                 }),
-                None => Err(MispError::Refused(format!(
+                None => Err(PushError::Refused(format!(
                     "not found (HTTP 404) for {url}{}: check the MISP base URL",
                     api_message(&answer.body)
                 ))),
@@ -148,9 +148,10 @@ impl MispService {
     }
 
     /// `POST /events/edit/{uuid}`.
-    pub async fn edit(&self, uuid: &str, body: &[u8]) -> Result<Edited, MispError> {
+    pub async fn edit(&self, uuid: &str, body: &[u8]) -> Result<Edited, PushError> {
         let url = self.url(&format!("events/edit/{uuid}"))?;
         let answer = self
+            .http
             .send(Method::POST, &url, Some(body), "editing an event")
             .await?;
         match answer.status {
@@ -176,43 +177,9 @@ impl MispService {
         }
     }
 
-    async fn send(
-        &self,
-        method: Method,
-        url: &Url,
-        body: Option<&[u8]>,
-        what: &str,
-    ) -> Result<Answer, MispError> {
-        let build = || {
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .header(AUTHORIZATION, self.authorization.clone())
-                .header(ACCEPT, JSON);
-            if let Some(body) = body {
-                request = request.header(CONTENT_TYPE, JSON).body(body.to_vec());
-            }
-            request
-        };
-        let label = format!("MISP {what}");
-        http::send(build, self.max_attempts, url, &label, api_message)
-            .await
-            .map_err(|error| match error {
-                SendError::Untrusted(detail) => MispError::Refused(format!(
-                    "TLS certificate of {url} not trusted: {detail}; for an instance with a \
-                     private CA, pass its certificate with --ca-file"
-                )),
-                SendError::Exhausted { attempts, last } => MispError::Exhausted {
-                    what: format!("{what} ({url})"),
-                    attempts,
-                    last,
-                },
-            })
-    }
-
     /// A 403 that is not a save failure: a bad key or a role without the permission stops the
     /// push; a refusal of this one event (blocklist, another organisation's event) does not.
-    fn forbidden(&self, answer: &Answer, url: &Url, context: Context) -> Result<String, MispError> {
+    fn forbidden(&self, answer: &Answer, url: &Url, context: Context) -> Result<String, PushError> {
         let message = api_message(&answer.body);
         let lower = message.to_ascii_lowercase();
         if lower.contains("authentication failed") || lower.contains("do not have permission") {
@@ -233,7 +200,7 @@ impl MispService {
     }
 
     /// The error for an answer the push cannot go on from, naming the likely cause.
-    fn denied_or(&self, answer: &Answer, url: &Url, what: &str) -> MispError {
+    fn denied_or(&self, answer: &Answer, url: &Url, what: &str) -> PushError {
         let code = answer.status.as_u16();
         let message = api_message(&answer.body);
         let lower = message.to_ascii_lowercase();
@@ -242,28 +209,29 @@ impl MispService {
                 if lower.contains("authentication failed")
                     || answer.status == StatusCode::UNAUTHORIZED =>
             {
-                MispError::Denied(format!(
+                PushError::Refused(format!(
                     "the instance refused the API key in {KEY_VAR} (HTTP {code}{message}): use \
                      the key of an API-enabled user of {}, and check that it has not expired \
                      or been restricted to other addresses",
                     self.base
                 ))
             }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => MispError::Denied(format!(
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => PushError::Refused(format!(
                 "permission denied (HTTP {code}{message}) for {what} at {url}: the role of the \
                  key's user needs perm_add (create events), perm_modify_org (edit them) and \
                  perm_tagger (attach tags)"
             )),
-            StatusCode::NOT_FOUND => MispError::Refused(format!(
+            StatusCode::NOT_FOUND => PushError::Refused(format!(
                 "not found (HTTP 404{message}) for {what} at {url}: check the MISP base URL"
             )),
-            StatusCode::METHOD_NOT_ALLOWED => MispError::Refused(format!(
+            StatusCode::METHOD_NOT_ALLOWED => PushError::Refused(format!(
                 "method not allowed (HTTP 405{message}) for {what} at {url}: is {} a MISP \
                  instance?",
                 self.base
             )),
-            _ => MispError::Refused(format!(
-                "unexpected HTTP {code}{message} for {what} at {url}"
+            status => PushError::Refused(format!(
+                "unexpected HTTP {code}{message} for {what} at {url}{}",
+                likely_cause(status)
             )),
         }
     }
@@ -284,16 +252,16 @@ impl Context {
     }
 }
 
-fn json<T: serde::de::DeserializeOwned>(answer: &Answer, url: &Url) -> Result<T, MispError> {
+fn json<T: serde::de::DeserializeOwned>(answer: &Answer, url: &Url) -> Result<T, PushError> {
     serde_json::from_slice(&answer.body).map_err(|e| {
         let text = String::from_utf8_lossy(&answer.body);
         if text.trim_start().starts_with('<') {
-            MispError::Refused(format!(
+            PushError::Refused(format!(
                 "{url} answered with HTML, not JSON: is the URL the instance's base URL (the \
                  one its web interface has, without /events)?"
             ))
         } else {
-            MispError::Refused(format!("unreadable answer from {url}: {e}"))
+            PushError::Refused(format!("unreadable answer from {url}: {e}"))
         }
     })
 }

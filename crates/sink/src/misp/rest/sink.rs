@@ -22,28 +22,25 @@
 
 use ctiport_model::record::Mapped;
 use ctiport_model::stix::EncodedObject;
-use tokio::runtime::Handle;
 
-use super::config::MispRestConfig;
-use super::error::MispError;
+use super::config::MispTarget;
 use super::service::{Added, Edited, MispService};
 use super::upsert::{self, EditPlan, Expected, Verification};
-use crate::misp::builder::{BuiltEvent, EventBuilder};
+use crate::misp::builder::EventBuilder;
 use crate::misp::config::MispOptions;
 use crate::misp::event::Event;
 use crate::misp::uuid::event_uuid;
+use crate::push::{Failures, Link, PushError, begun};
 use crate::{Sink, SinkError, SinkReport};
 
-/// Failed objects after which the push stops: past this, the cause is systematic.
-const MAX_FAILURES: u64 = 1_000;
-/// Failures named in the report (all are counted and logged).
-const LISTED_FAILURES: usize = 20;
+const NAME: &str = "MISP";
+
 /// Fresh copies read for one event while MISP refuses the edit as not newer.
 const EDIT_ROUNDS: u32 = 3;
 
 /// What became of the events pushed so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Tally {
+pub struct EventTally {
     pub added: u64,
     pub edited: u64,
     pub unchanged: u64,
@@ -58,17 +55,14 @@ pub struct Tally {
     /// Attributes marked deleted because their indicator left the profile (or the profile left
     /// the source).
     pub retracted: u64,
-    pub failed: u64,
-    pub failures: Vec<String>,
+    /// Attributes of events the instance refused (all are logged).
+    pub failures: Failures,
 }
 
-impl Tally {
+impl EventTally {
     fn fail(&mut self, event: &str, reason: &str, count: u64) {
-        self.failed += count;
-        let text = format!("event {event}: {reason}");
-        if self.failures.len() < LISTED_FAILURES {
-            self.failures.push(text.clone());
-        }
+        self.failures
+            .add(count, || format!("event {event}: {reason}"));
         tracing::warn!(event, "MISP: {reason}");
     }
 
@@ -86,47 +80,47 @@ fn describe(event: &Event) -> String {
 }
 
 pub struct MispRestSink {
-    config: MispRestConfig,
+    target: MispTarget,
     builder: EventBuilder,
-    link: Option<Link>,
-    tally: Tally,
-}
-
-/// What `begin` established.
-struct Link {
-    runtime: Handle,
-    service: MispService,
+    link: Option<Link<MispService>>,
+    tally: EventTally,
 }
 
 impl MispRestSink {
     /// A sink for a validated target; nothing is sent before `begin`.
-    pub fn new(config: MispRestConfig, options: MispOptions) -> Result<Self, SinkError> {
+    pub fn new(target: MispTarget, options: MispOptions) -> Result<Self, SinkError> {
         Ok(MispRestSink {
-            config,
+            target,
             builder: EventBuilder::new(options)?,
             link: None,
-            tally: Tally::default(),
+            tally: EventTally::default(),
         })
     }
 
-    fn push(&mut self, built: BuiltEvent) -> Result<(), MispError> {
-        let link = self.link.as_ref().ok_or_else(not_begun)?;
-        link.runtime
-            .block_on(upsert_event(&link.service, &built.event, &mut self.tally))?;
-        if self.tally.failed >= MAX_FAILURES {
-            return Err(MispError::Refused(self.failures_text("giving up")));
+    fn start(&mut self) -> Result<(), PushError> {
+        let link = Link::new(NAME, MispService::new(&self.target)?)?;
+        link.block_on(connect(&link.service, &self.target))?;
+        self.link = Some(link);
+        Ok(())
+    }
+
+    fn push(&mut self, event: Event) -> Result<(), PushError> {
+        let link = begun(&self.link, NAME)?;
+        link.block_on(upsert_event(&link.service, &event, &mut self.tally))?;
+        if self.tally.failures.too_many() {
+            return Err(PushError::Refused(self.failures_text("giving up")));
         }
         Ok(())
     }
 
     /// Extension events beyond a profile's last part hold what an earlier, larger export put
     /// there: their attributes left the profile, so they are retracted.
-    fn retire_stale_extensions(&mut self) -> Result<(), MispError> {
-        let link = self.link.as_ref().ok_or_else(not_begun)?;
+    fn retire_stale_extensions(&mut self) -> Result<(), PushError> {
+        let link = begun(&self.link, NAME)?;
         for (profile_id, parts) in self.builder.parts() {
             for part in parts + 1.. {
                 let uuid = event_uuid(&profile_id, part).to_string();
-                let found = link.runtime.block_on(retire(
+                let found = link.block_on(retire(
                     &link.service,
                     &uuid,
                     STALE_EXTENSION,
@@ -144,13 +138,13 @@ impl MispRestSink {
     /// revocations), from the main event on while the instance has them: their attributes are
     /// retracted. The edit carries no header, tags or report, so the instance keeps its own
     /// (this run knows nothing else of a profile it did not list).
-    fn retire_vanished(&mut self) -> Result<(), MispError> {
-        let link = self.link.as_ref().ok_or_else(not_begun)?;
+    fn retire_vanished(&mut self) -> Result<(), PushError> {
+        let link = begun(&self.link, NAME)?;
         for profile_id in self.builder.vanished() {
             let before = (self.tally.retired, self.tally.retracted);
             for part in 1.. {
                 let uuid = event_uuid(&profile_id, part).to_string();
-                let found = link.runtime.block_on(retire(
+                let found = link.block_on(retire(
                     &link.service,
                     &uuid,
                     VANISHED_PROFILE,
@@ -168,20 +162,20 @@ impl MispRestSink {
                     "MISP: the events of a profile the source no longer lists were retired"
                 );
             }
-            if self.tally.failed >= MAX_FAILURES {
-                return Err(MispError::Refused(self.failures_text("giving up")));
+            if self.tally.failures.too_many() {
+                return Err(PushError::Refused(self.failures_text("giving up")));
             }
         }
         Ok(())
     }
 
     fn failures_text(&self, verdict: &str) -> String {
-        let t = &self.tally;
+        let failures = &self.tally.failures;
         format!(
             "{verdict}: {} object(s) not delivered to {}: {}",
-            t.failed,
-            self.config.base_url,
-            t.failures.join("; ")
+            failures.count,
+            self.target.endpoint.url,
+            failures.named()
         )
     }
 }
@@ -190,13 +184,13 @@ impl MispRestSink {
 async fn upsert_event(
     service: &MispService,
     event: &Event,
-    tally: &mut Tally,
-) -> Result<(), MispError> {
+    tally: &mut EventTally,
+) -> Result<(), PushError> {
     let mut exists = service.exists(&event.uuid).await?;
     for _ in 0..EDIT_ROUNDS {
         if !exists {
             let body = upsert::add_body(event)
-                .map_err(|e| MispError::Refused(format!("cannot serialize an event: {e}")))?;
+                .map_err(|e| PushError::Refused(format!("cannot serialize an event: {e}")))?;
             match service.add(&body).await? {
                 Added::Stored(answer) => {
                     tally.added += 1;
@@ -275,9 +269,9 @@ async fn upsert_event(
 
 /// Sends an edit; when the answer lacks the attributes (a metadata-only answer), the event is
 /// read again so that the verification sees what the instance holds.
-async fn edit(service: &MispService, event: &Event, plan: &EditPlan) -> Result<Edited, MispError> {
+async fn edit(service: &MispService, event: &Event, plan: &EditPlan) -> Result<Edited, PushError> {
     let body = upsert::edit_body(&event.uuid, Some(event), plan)
-        .map_err(|e| MispError::Refused(format!("cannot serialize an edit: {e}")))?;
+        .map_err(|e| PushError::Refused(format!("cannot serialize an edit: {e}")))?;
     match service.edit(&event.uuid, &body).await? {
         Edited::Stored(answer) if answer.attributes.is_empty() && !event.attributes.is_empty() => {
             Ok(Edited::Stored(match service.view(&event.uuid).await? {
@@ -301,8 +295,8 @@ async fn retire(
     service: &MispService,
     uuid: &str,
     why: &str,
-    tally: &mut Tally,
-) -> Result<bool, MispError> {
+    tally: &mut EventTally,
+) -> Result<bool, PushError> {
     if !service.exists(uuid).await? {
         return Ok(false);
     }
@@ -314,7 +308,7 @@ async fn retire(
         return Ok(true);
     }
     let body = upsert::edit_body(uuid, None, &plan)
-        .map_err(|e| MispError::Refused(format!("cannot serialize an edit: {e}")))?;
+        .map_err(|e| PushError::Refused(format!("cannot serialize an edit: {e}")))?;
     let label = format!("{uuid} ({})", stored.info);
     match service.edit(uuid, &body).await? {
         Edited::Stored(answer) => {
@@ -344,24 +338,24 @@ async fn retire(
 }
 
 /// Reads the key's user and checks that its role can do what a push needs.
-async fn connect(service: &MispService, config: &MispRestConfig) -> Result<(), MispError> {
+async fn connect(service: &MispService, target: &MispTarget) -> Result<(), PushError> {
     let me = service.me().await?;
     let admin = me.perm_site_admin;
     if !me.perm_add && !admin {
-        return Err(MispError::Denied(format!(
+        return Err(PushError::Refused(format!(
             "the MISP user {} (role '{}') may not create events: its role needs perm_add",
             me.email, me.role
         )));
     }
     if !me.perm_modify && !me.perm_modify_org && !admin {
-        return Err(MispError::Denied(format!(
+        return Err(PushError::Refused(format!(
             "the MISP user {} (role '{}') may not edit events, so a re-run could not update \
              them: its role needs perm_modify (or perm_modify_org)",
             me.email, me.role
         )));
     }
     if !me.perm_tagger && !admin {
-        return Err(MispError::Denied(format!(
+        return Err(PushError::Refused(format!(
             "the MISP user {} (role '{}') may not tag events, so every event would lose its TLP \
              and galaxy tags: its role needs perm_tagger",
             me.email, me.role
@@ -385,34 +379,25 @@ async fn connect(service: &MispService, config: &MispRestConfig) -> Result<(), M
         );
     }
     tracing::info!(
-        url = %config.base_url,
+        url = %target.endpoint.url,
         user = %me.email,
         role = %me.role,
         "MISP: pushing to {} as {} (role '{}')",
-        config.base_url,
+        target.endpoint.url,
         me.email,
         me.role
     );
     Ok(())
 }
 
-fn not_begun() -> MispError {
-    MispError::Config("the MISP sink was used before begin".into())
-}
-
 impl Sink for MispRestSink {
     fn begin(&mut self, _preamble: &[EncodedObject]) -> Result<(), SinkError> {
-        let runtime = Handle::try_current()
-            .map_err(|e| MispError::Config(format!("the MISP sink needs a tokio runtime: {e}")))?;
-        let service = MispService::new(&self.config)?;
-        runtime.block_on(connect(&service, &self.config))?;
-        self.link = Some(Link { runtime, service });
-        Ok(())
+        self.start().map_err(|e| e.in_sink(NAME))
     }
 
     fn write(&mut self, record: &Mapped) -> Result<(), SinkError> {
         for built in self.builder.add(record)? {
-            self.push(built)?;
+            self.push(built).map_err(|e| e.in_sink(NAME))?;
         }
         Ok(())
     }
@@ -423,13 +408,14 @@ impl Sink for MispRestSink {
 
     fn finish(mut self: Box<Self>) -> Result<SinkReport, SinkError> {
         if let Some(built) = self.builder.finish()? {
-            self.push(built)?;
+            self.push(built).map_err(|e| e.in_sink(NAME))?;
         }
-        self.retire_stale_extensions()?;
-        self.retire_vanished()?;
+        self.retire_stale_extensions()
+            .and_then(|()| self.retire_vanished())
+            .map_err(|e| e.in_sink(NAME))?;
         let t = &self.tally;
         tracing::info!(
-            url = %self.config.base_url,
+            url = %self.target.endpoint.url,
             added = t.added,
             edited = t.edited,
             unchanged = t.unchanged,
@@ -437,7 +423,7 @@ impl Sink for MispRestSink {
             retired = t.retired,
             attributes = t.attributes,
             retracted = t.retracted,
-            failed = t.failed,
+            failed = t.failures.count,
             "MISP: {} event(s) added, {} edited, {} unchanged, {} refused, {} retired; {} \
              attribute(s) in place ({} sent), {} marked deleted, {} failed",
             t.added,
@@ -448,13 +434,13 @@ impl Sink for MispRestSink {
             t.attributes,
             t.sent,
             t.retracted,
-            t.failed
+            t.failures.count
         );
         Ok(SinkReport {
             objects: t.attributes,
             files: Vec::new(),
-            failed: t.failed,
-            failures: t.failures.clone(),
+            failed: t.failures.count,
+            failures: t.failures.listed.clone(),
         })
     }
 }

@@ -8,19 +8,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ctiport_model::graph::{FormattedContent, IndicatorSource, IntelProfile, ProfileKind};
-use ctiport_model::record::{Mapped, MappedIndicator, MappedProfile, ObservableType};
-use ctiport_model::timestamp::Timestamp;
+use ctiport_model::record::{Mapped, ObservableType};
 use serde_json::{Value, json};
 
-use super::config::{MispRestConfig, MispRestOptions};
+use ctiport_net::{HttpOptions, Secret};
+
+use super::config::{MISP, MispTarget};
 use super::sink::MispRestSink;
-use crate::misp::config::{Distribution, MispOptions, Organisation};
-use crate::misp::mapping::AttributeTable;
+use crate::fixtures::{self, Received};
+use crate::misp::config::{Distribution, MispOptions};
 use crate::misp::uuid::event_uuid;
 use crate::{Sink, SinkError, SinkReport};
 
@@ -160,21 +159,10 @@ fn merge(mock: &Mock, stored: &mut Value, body: &Value) {
     }
 }
 
-async fn serve(
-    State(mock): State<Arc<Mock>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let path = uri.path().to_owned();
+async fn serve(State(mock): State<Arc<Mock>>, request: Request) -> Response {
+    let request = Received::read(request).await;
+    let header = |name: &str| request.header(name).to_owned();
+    let (method, path) = (request.method.clone(), request.path.clone());
     let mut state = mock.state();
     state.requests += 1;
     state.log.push(format!("{method} {path}"));
@@ -202,7 +190,7 @@ async fn serve(
             .wrong_headers
             .push(format!("content-type {}", header("content-type")));
     }
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
     let event_body = body.get("Event").cloned().unwrap_or_else(|| body.clone());
     let tail = |prefix: &str| path.strip_prefix(prefix).map(str::to_owned);
     if path == "/users/view/me" {
@@ -299,61 +287,22 @@ async fn serve(
     api_error(StatusCode::NOT_FOUND, "Not found", &path)
 }
 
-async fn start(mock: Arc<Mock>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("bind: {e}"));
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-    let app = Router::new().fallback(serve).with_state(mock);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://127.0.0.1:{port}/")
+async fn start(mock: Mock) -> (Arc<Mock>, String) {
+    let mock = Arc::new(mock);
+    let app = Router::new().fallback(serve).with_state(mock.clone());
+    (mock, fixtures::serve(app).await)
 }
 
 fn options(max_attributes: usize) -> MispOptions {
-    MispOptions {
-        distribution: Distribution::Organisation,
-        org: Organisation::new("Example CTI Org", None),
-        max_attributes,
-        tlp: "amber".into(),
-        table: AttributeTable::embedded().unwrap_or_else(|e| panic!("{e}")),
-    }
+    fixtures::misp_options(Distribution::Organisation, max_attributes)
 }
 
 fn profile(id: &str, summary: &str) -> Mapped {
-    let graph = IntelProfile {
-        first_active: Timestamp::parse("2020-02-24T00:00:00Z"),
-        summary: Some(FormattedContent {
-            content: summary.into(),
-            format: "text".into(),
-        }),
-        ..IntelProfile::titled(id, ProfileKind::Actor, &format!("Actor {id}"))
-    };
-    Mapped::Profile(MappedProfile {
-        profile_id: id.into(),
-        title: format!("Actor {id}"),
-        kind: ProfileKind::Actor,
-        indicated_ref: format!("threat-actor--{id}"),
-        profile: Arc::new(graph),
-        objects: vec![],
-    })
+    fixtures::summarized(id, &format!("Actor {id}"), summary)
 }
 
 fn indicator(profile_id: &str, n: u32, value: &str) -> Mapped {
-    Mapped::Indicator(MappedIndicator {
-        indicator_id: format!("i{n}"),
-        profile_id: profile_id.into(),
-        observable_type: ObservableType::Domain,
-        value: value.into(),
-        source: Some(IndicatorSource::Osint),
-        first_seen: Timestamp::parse("2024-01-02T03:04:05Z"),
-        last_seen: Timestamp::parse("2024-03-01T00:00:00Z"),
-        confidence: Some(50),
-        host: None,
-        stix_id: format!("indicator--{n}"),
-        objects: vec![],
-    })
+    fixtures::indicator(profile_id, &format!("i{n}"), ObservableType::Domain, value)
 }
 
 fn records(profile_id: &str, summary: &str, values: &[&str]) -> Vec<Mapped> {
@@ -364,21 +313,23 @@ fn records(profile_id: &str, summary: &str, values: &[&str]) -> Vec<Mapped> {
     records
 }
 
+fn http(max_attempts: u32) -> HttpOptions {
+    HttpOptions {
+        allow_http: false,
+        ca_file: None,
+        request_timeout: MISP.request_timeout,
+        max_attempts,
+    }
+}
+
 /// Runs a sink over `records` on a blocking thread, as the pipeline does.
 async fn push(
     url: &str,
     records: Vec<Mapped>,
     max_attributes: usize,
 ) -> Result<SinkReport, SinkError> {
-    let config = MispRestConfig::new(
-        url,
-        &MispRestOptions {
-            max_attempts: 3,
-            ..MispRestOptions::default()
-        },
-        Some(KEY.into()),
-    )
-    .unwrap_or_else(|e| panic!("config: {e}"));
+    let config = MispTarget::new(url, &http(3), Some(Secret::new(KEY)))
+        .unwrap_or_else(|e| panic!("config: {e}"));
     tokio::task::spawn_blocking(move || {
         let mut sink: Box<dyn Sink> = Box::new(MispRestSink::new(config, options(max_attributes))?);
         sink.begin(&[])?;
@@ -407,8 +358,7 @@ fn live_values(mock: &Mock, uuid: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adds_then_leaves_an_unchanged_event_alone_then_retracts_what_left() {
-    let mock = Arc::new(Mock::new());
-    let url = start(mock.clone()).await;
+    let (mock, url) = start(Mock::new()).await;
     let first = records("p1", "old", &["a.example", "b.example", "c.example"]);
     let report = push(&url, first.clone(), 100)
         .await
@@ -471,12 +421,12 @@ async fn adds_then_leaves_an_unchanged_event_alone_then_retracts_what_left() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_503_and_handles_a_concurrent_writer() {
     let uuid = event_uuid("p2", 1).to_string();
-    let mock = Arc::new(Mock {
+    let (mock, url) = start(Mock {
         unavailable: 2,
         race_uuid: Some(uuid.clone()),
         ..Mock::new()
-    });
-    let url = start(mock.clone()).await;
+    })
+    .await;
     // HEAD says absent, the add finds it created meanwhile (404 + Location): edited instead.
     let report = push(&url, records("p2", "s", &["a.example"]), 100)
         .await
@@ -490,11 +440,11 @@ async fn retries_503_and_handles_a_concurrent_writer() {
     );
 
     // An edit refused as not newer (someone edited in between): read again, bump, succeed.
-    let mock = Arc::new(Mock {
+    let (mock, url) = start(Mock {
         interfere_uuid: Some(uuid.clone()),
         ..Mock::new()
-    });
-    let url = start(mock.clone()).await;
+    })
+    .await;
     assert!(
         push(&url, records("p2", "s", &["a.example"]), 100)
             .await
@@ -516,12 +466,12 @@ async fn retries_503_and_handles_a_concurrent_writer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silently_dropped_attributes_and_missing_tags_are_failures() {
-    let mock = Arc::new(Mock {
+    let (_, url) = start(Mock {
         drop_marker: Some("drop"),
         no_tags: true,
         ..Mock::new()
-    });
-    let url = start(mock.clone()).await;
+    })
+    .await;
     let report = push(
         &url,
         records("p3", "s", &["a.example", "drop.example"]),
@@ -538,8 +488,7 @@ async fn silently_dropped_attributes_and_missing_tags_are_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_that_shrank_retires_its_extra_extension_events() {
-    let mock = Arc::new(Mock::new());
-    let url = start(mock.clone()).await;
+    let (mock, url) = start(Mock::new()).await;
     let big = records(
         "p4",
         "s",
@@ -566,8 +515,7 @@ async fn a_profile_that_shrank_retires_its_extra_extension_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vanished_profile_has_every_event_retired_and_comes_back_when_listed_again() {
-    let mock = Arc::new(Mock::new());
-    let url = start(mock.clone()).await;
+    let (mock, url) = start(Mock::new()).await;
     let values = ["a.example", "b.example", "c.example"];
     let mut all = records("gone", "s", &values);
     all.extend(records("kept", "s", &["k.example"]));
@@ -657,48 +605,39 @@ async fn a_vanished_profile_has_every_event_retired_and_comes_back_when_listed_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_key_or_role_stops_before_anything_is_pushed() {
-    let mock = Arc::new(Mock::new());
-    let url = start(mock.clone()).await;
-    let config = MispRestConfig::new(
+    let (mock, url) = start(Mock::new()).await;
+    let config = MispTarget::new(
         &url,
-        &MispRestOptions::default(),
-        Some("X123456789abcdefghijABCDEFGHIJ012345678X".into()),
+        &http(6),
+        Some(Secret::new("X123456789abcdefghijABCDEFGHIJ012345678X")),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let error = tokio::task::spawn_blocking(move || {
+    let begun = tokio::task::spawn_blocking(move || {
         let mut sink = MispRestSink::new(config, options(10))?;
         sink.begin(&[])
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
-    .err()
-    .map(|e| e.to_string())
-    .unwrap_or_default();
-    assert!(error.contains("refused the API key in MISP_KEY"), "{error}");
-    assert!(!error.contains("X123456789"), "the key leaked: {error}");
+    .await;
+    let error = fixtures::error(begun.unwrap_or_else(|e| panic!("{e}")));
+    fixtures::assert_names_without(&error, "refused the API key in MISP_KEY", "X123456789");
     assert!(mock.state().events.is_empty());
 
-    let no_add = Arc::new(Mock {
+    let (no_add, url) = start(Mock {
         perm_add: false,
         ..Mock::new()
-    });
-    let url = start(no_add.clone()).await;
-    let error = push(&url, records("p5", "s", &["a.example"]), 10)
-        .await
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    })
+    .await;
+    let error = fixtures::error(push(&url, records("p5", "s", &["a.example"]), 10).await);
     assert!(error.contains("perm_add"), "{error}");
     assert!(!no_add.state().log.iter().any(|l| l.contains("/events/")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_event_is_reported_and_the_others_still_go() {
-    let mock = Arc::new(Mock {
+    let (mock, url) = start(Mock {
         invalid_uuid: Some(event_uuid("p6", 1).to_string()),
         ..Mock::new()
-    });
-    let url = start(mock.clone()).await;
+    })
+    .await;
     let mut all = records("p6", "s", &["a.example", "b.example"]);
     all.extend(records("p7", "s", &["c.example"]));
     let report = push(&url, all, 100).await.unwrap_or_else(|e| panic!("{e}"));

@@ -494,7 +494,7 @@ pub fn verify(expected: Expected<'_>, answer: &StoredEvent) -> Verification {
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic
 mod tests {
     use super::*;
-    use crate::misp::event::{DISTRIBUTION_INHERIT, OrgRef};
+    use crate::fixtures;
     use crate::misp::rest::stored::{StoredReport, StoredTag};
     use proptest::prelude::*;
     use serde_json::Value;
@@ -502,57 +502,19 @@ mod tests {
     const TYPES: [&str; 3] = ["ip-dst", "domain", "url"];
 
     fn attribute(n: u8, kind: usize, timestamp: u64, comment: &str) -> Attribute {
+        let number = u64::from(n) + 1000 * kind as u64;
         let misp_type = TYPES[kind % TYPES.len()];
-        Attribute {
-            uuid: format!(
-                "00000000-0000-5000-8000-{:012}",
-                u64::from(n) + 1000 * kind as u64
-            ),
-            misp_type: misp_type.into(),
-            category: "Network activity".into(),
-            value: format!("v{n}.example"),
-            to_ids: true,
-            comment: comment.into(),
-            distribution: DISTRIBUTION_INHERIT.into(),
-            timestamp: timestamp.to_string(),
-            first_seen: Some("2024-01-02T03:04:05.000000+00:00".into()),
-            last_seen: None,
-            disable_correlation: false,
-            deleted: false,
-        }
+        fixtures::attribute(
+            number,
+            misp_type,
+            &format!("v{n}.example"),
+            timestamp,
+            comment,
+        )
     }
 
     fn event(attributes: Vec<Attribute>, timestamp: u64, report: &str, tlp: &str) -> Event {
-        Event {
-            uuid: "11111111-1111-5111-8111-111111111111".into(),
-            info: "Threat actor profile: X".into(),
-            date: "2024-01-01".into(),
-            threat_level_id: "4".into(),
-            analysis: "2".into(),
-            distribution: "0".into(),
-            published: false,
-            timestamp: timestamp.to_string(),
-            publish_timestamp: "0".into(),
-            extends_uuid: String::new(),
-            orgc: OrgRef {
-                name: "Org".into(),
-                uuid: "22222222-2222-5222-8222-222222222222".into(),
-            },
-            tags: vec![Tag {
-                name: format!("tlp:{tlp}"),
-                colour: None,
-                local: false,
-            }],
-            attributes,
-            reports: vec![EventReport {
-                uuid: "33333333-3333-5333-8333-333333333333".into(),
-                name: "X (MDTI intel profile)".into(),
-                content: report.into(),
-                distribution: DISTRIBUTION_INHERIT.into(),
-                timestamp: timestamp.to_string(),
-                deleted: false,
-            }],
-        }
+        fixtures::event(attributes, timestamp, Some(report), tlp)
     }
 
     fn stored_attribute(a: &Attribute) -> StoredAttribute {

@@ -1,53 +1,10 @@
-//! What every client of a network service shares, the Graph source and the pushing sinks alike:
-//! secrets that never print themselves, `Retry-After` in all its forms, and backoff with full
-//! jitter.
+//! How long to wait before trying again: the server's `Retry-After` in all its forms, capped, or
+//! full-jitter exponential backoff.
 
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use rand::Rng as _;
-
-/// A string that never shows itself: not in `Debug`, not in `Display`, not in logs or errors.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The only way to the value: call sites that put it on the wire, and nowhere else.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-/// `text` with any `user:password@` in a URL's authority replaced by `***@`, for messages: a
-/// credential written into a URL must not reach a log line.
-pub fn redact_userinfo(text: &str) -> String {
-    let Some(start) = text.find("://").map(|i| i + 3) else {
-        return text.to_owned();
-    };
-    let end = text[start..]
-        .find(['/', '?', '#'])
-        .map_or(text.len(), |i| start + i);
-    match text[start..end].rfind('@') {
-        Some(at) => format!("{}***{}", &text[..start], &text[start + at..]),
-        None => text.to_owned(),
-    }
-}
+use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 /// The longest wait accepted from a server; anything longer is treated as this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
@@ -73,6 +30,14 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     )
 }
 
+/// The wait a response's `Retry-After` header asks for, if it has a readable one.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
+}
+
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 /// The longest backoff between two tries.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
@@ -89,26 +54,6 @@ pub fn backoff(attempt: u32) -> Duration {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn secrets_never_print_their_value() {
-        let secret = Secret::new("hunter2-very-secret");
-        assert!(!format!("{secret:?} {secret} {:?}", Some(&secret)).contains("hunter2"));
-        assert_eq!(secret.expose(), "hunter2-very-secret");
-    }
-
-    #[test]
-    fn redacts_credentials_in_urls_only() {
-        assert_eq!(
-            redact_userinfo("taxii:https://u:pw@ti.example/api/"),
-            "taxii:https://***@ti.example/api/"
-        );
-        assert_eq!(
-            redact_userinfo("https://misp.example/?a=b@c"),
-            "https://misp.example/?a=b@c"
-        );
-        assert_eq!(redact_userinfo("stix:out/a@b.json"), "stix:out/a@b.json");
-    }
 
     #[test]
     fn reads_every_documented_form() {

@@ -28,121 +28,9 @@ use std::path::{Path, PathBuf};
 use ctiport_model::record::{Emitted, Mapped, MappedIndicator, Membership};
 use ctiport_model::stix::EncodedObject;
 
+use super::config::{Column, CsvMode};
 use crate::io_adapter::{AtomicWriter, csv_error};
 use crate::{Sink, SinkError, SinkReport};
-
-/// A column of the CSV export.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Column {
-    /// The normalized indicator value.
-    Value,
-    /// Its value type (`domain`, `ipv4`, `ipv4-cidr`, `url`, `sha256`, `x509-sha1`, …).
-    Type,
-    ProfileId,
-    ProfileTitle,
-    /// `actor` or `tool`.
-    Kind,
-    /// `microsoft`, `osint`, `public`, or empty.
-    Source,
-    FirstSeen,
-    LastSeen,
-    Confidence,
-    Tlp,
-    /// The id of the STIX indicator the value became.
-    StixId,
-    /// The MDTI indicator id (not in the default set).
-    IndicatorId,
-}
-
-impl Column {
-    pub const ALL: [Column; 12] = [
-        Column::Value,
-        Column::Type,
-        Column::ProfileId,
-        Column::ProfileTitle,
-        Column::Kind,
-        Column::Source,
-        Column::FirstSeen,
-        Column::LastSeen,
-        Column::Confidence,
-        Column::Tlp,
-        Column::StixId,
-        Column::IndicatorId,
-    ];
-
-    /// The columns written without `--csv-columns`.
-    pub const DEFAULT: [Column; 11] = [
-        Column::Value,
-        Column::Type,
-        Column::ProfileId,
-        Column::ProfileTitle,
-        Column::Kind,
-        Column::Source,
-        Column::FirstSeen,
-        Column::LastSeen,
-        Column::Confidence,
-        Column::Tlp,
-        Column::StixId,
-    ];
-
-    /// The column's name, in the header and in `--csv-columns`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Column::Value => "value",
-            Column::Type => "type",
-            Column::ProfileId => "profile_id",
-            Column::ProfileTitle => "profile_title",
-            Column::Kind => "kind",
-            Column::Source => "source",
-            Column::FirstSeen => "first_seen",
-            Column::LastSeen => "last_seen",
-            Column::Confidence => "confidence",
-            Column::Tlp => "tlp",
-            Column::StixId => "stix_id",
-            Column::IndicatorId => "indicator_id",
-        }
-    }
-
-    /// Parses `a,b,c`: every name must be known, none repeated, at least one.
-    pub fn parse_list(text: &str) -> Result<Vec<Column>, String> {
-        let known = || {
-            Column::ALL
-                .iter()
-                .map(|c| c.name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut columns = Vec::new();
-        for name in text.split(',').map(str::trim) {
-            if name.is_empty() {
-                return Err(format!(
-                    "empty column name in '{text}' (known: {})",
-                    known()
-                ));
-            }
-            let column = Column::ALL
-                .into_iter()
-                .find(|c| c.name() == name)
-                .ok_or_else(|| format!("unknown CSV column '{name}' (known: {})", known()))?;
-            if columns.contains(&column) {
-                return Err(format!("CSV column '{name}' is given twice"));
-            }
-            columns.push(column);
-        }
-        Ok(columns)
-    }
-}
-
-/// `--csv-mode`: what a CSV file holds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum CsvMode {
-    /// Every current indicator occurrence.
-    #[default]
-    Snapshot,
-    /// What changed since the sink's last acknowledged run (`--state`), with an `action` column
-    /// first.
-    Delta,
-}
 
 /// The `action` of a delta row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -412,26 +300,6 @@ mod tests {
     use proptest::prelude::*;
     use std::sync::Arc;
 
-    #[test]
-    fn parses_column_lists() {
-        assert_eq!(
-            Column::parse_list("value, stix_id,indicator_id"),
-            Ok(vec![Column::Value, Column::StixId, Column::IndicatorId])
-        );
-        assert!(
-            Column::parse_list("value,nope")
-                .unwrap_err()
-                .contains("unknown CSV column 'nope'")
-        );
-        assert!(
-            Column::parse_list("value,value")
-                .unwrap_err()
-                .contains("twice")
-        );
-        assert!(Column::parse_list("").is_err());
-        assert!(Column::parse_list("value,").is_err());
-    }
-
     fn records() -> Vec<Mapped> {
         let graph = IntelProfile::titled("p1", ProfileKind::Actor, "=HYPERLINK(\"http://x\")");
         let indicator = |id: &str, value: &str| {
@@ -468,7 +336,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.csv");
         let mut sink =
-            Box::new(CsvSink::create(&path, &Column::DEFAULT, "amber", CsvMode::Snapshot).unwrap());
+            Box::new(CsvSink::create(&path, Column::DEFAULT, "amber", CsvMode::Snapshot).unwrap());
         for record in records() {
             sink.write(&record).unwrap();
         }
@@ -805,14 +673,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let snapshot = CsvSink::create(
             &dir.path().join("s.csv"),
-            &Column::DEFAULT,
+            Column::DEFAULT,
             "amber",
             CsvMode::Snapshot,
         )
         .unwrap();
         let delta = CsvSink::create(
             &dir.path().join("d.csv"),
-            &Column::DEFAULT,
+            Column::DEFAULT,
             "amber",
             CsvMode::Delta,
         )

@@ -18,7 +18,7 @@ use tokio::sync::OnceCell;
 
 use crate::graph::GraphError;
 use crate::graph::client::GraphClient;
-use crate::graph::walk::{Capture, capture_with};
+use crate::graph::walk::{Capture, capture_with, entity_path};
 
 /// What to look up, and for how many hosts at most.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +85,7 @@ pub fn host_key(type_name: &str, id: &str) -> Option<String> {
                 Ok(address) => address.to_string(),
                 Err(_) => id.trim_end_matches('.').to_lowercase(),
             })
+            .filter(|key| !key.is_empty())
         }
         _ => None,
     }
@@ -193,8 +194,18 @@ impl DumpEnricher {
     fn read(&self, key: &str) -> Option<Arc<HostFacts>> {
         let load = |folder: &str| -> Option<Value> {
             let path = self.root.join(folder).join(format!("{}.json", pct(key)));
+            // Looked at before it is opened: a FIFO would block the run.
+            match std::fs::metadata(&path) {
+                Ok(metadata) if metadata.is_file() => {}
+                Ok(_) => {
+                    tracing::warn!(file = %path.display(), "not a regular file; the host is exported without it");
+                    return None;
+                }
+                Err(_) => return None,
+            }
             let text = std::fs::read_to_string(&path).ok()?;
-            serde_json::from_str(&text)
+            // A UTF-8 byte order mark is accepted, as in every dump file.
+            serde_json::from_str(text.strip_prefix('\u{feff}').unwrap_or(&text))
                 .map_err(
                     |e| tracing::warn!(file = %path.display(), "unreadable enrichment file: {e}"),
                 )
@@ -322,7 +333,7 @@ impl GraphEnricher {
     }
 
     async fn lookup(&self, key: &str) -> Option<Arc<HostFacts>> {
-        let url = format!("{}/hosts/{}", self.base, pct(key));
+        let url = format!("{}/{}", self.base, entity_path("hosts", key));
         let facts = if self.options.hosts {
             self.fetch(&url, key, "hosts")
                 .await
@@ -380,12 +391,57 @@ mod tests {
         );
         assert_eq!(host_key("ipaddress", "203.0.113.0/24"), None);
         assert_eq!(host_key("sslcertificate", "abc"), None);
+        // Nothing is left of these once the root's dot goes: no host to look up.
+        assert_eq!(host_key("hostname", "."), None);
+        assert_eq!(host_key("hostname", "..."), None);
         assert_eq!(
             raw_host_key(
                 &json!({"artifact": {"@odata.type": "#microsoft.graph.security.hostName", "id": "A.example"}})
             ),
             Some("a.example".into())
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn dump_enrichment_files_may_start_with_a_bom_and_a_fifo_is_never_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("hosts")).unwrap();
+        std::fs::create_dir_all(dir.path().join("reputation")).unwrap();
+        std::fs::write(
+            dir.path().join("hosts/a.example.json"),
+            "\u{feff}{\"id\": \"a.example\", \"registrar\": \"R\"}",
+        )
+        .unwrap();
+        let fifo = dir.path().join("reputation/a.example.json");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let enricher = DumpEnricher::new(
+            dir.path(),
+            EnrichOptions {
+                hosts: true,
+                reputation: true,
+                max_hosts: 1,
+            },
+        );
+        let mut record = SourceRecord::Indicator {
+            profile_id: "p".into(),
+            indicator: ProfileIndicator::from_json(json!({"id": "i", "artifact": {"@odata.type": "#microsoft.graph.security.hostname", "id": "a.example"}})).unwrap(),
+            host: None,
+        };
+        // On a FIFO this would block for ever; the test harness would time out.
+        enricher.enrich(&mut record);
+        let SourceRecord::Indicator { host, .. } = record else {
+            unreachable!()
+        };
+        let host = host.unwrap();
+        assert_eq!(host.registrar.as_deref(), Some("R"));
+        assert!(host.reputation.is_none());
     }
 
     #[test]

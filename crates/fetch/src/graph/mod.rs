@@ -4,6 +4,8 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod error;
+#[cfg(test)]
+mod loopback;
 pub mod throttle;
 pub mod walk;
 

@@ -15,6 +15,7 @@ mod sink_options;
 mod sinks;
 mod state;
 mod summary;
+mod text_log;
 mod validate;
 
 use std::io::IsTerminal;
@@ -85,7 +86,7 @@ fn init_logging(format: LogFormat, level: LogLevel) {
         .with_target(false)
         .with_ansi(ansi);
     match format {
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.fmt_fields(text_log::fields()).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
@@ -272,9 +273,7 @@ fn graph_config(args: &args::GraphArgs, file: &config::FromFile) -> Result<Graph
         ("--graph-url", &args.graph_url),
         ("--authority-url", &args.authority_url),
     ] {
-        if ctiport_fetch::graph::client::origin_of(url).is_none() {
-            return Err(format!("{option} '{url}' is not an absolute URL"));
-        }
+        ctiport_fetch::graph::config::check_url(option, url)?;
     }
     let mut config = GraphConfig::new(Credentials {
         tenant_id,

@@ -471,6 +471,7 @@ fn file_rejection(id: &str, reason: &str) -> Rejection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::describe;
     use ctiport_model::graph::ProfileKind;
     use std::fs;
 
@@ -485,27 +486,19 @@ mod tests {
     }
 
     fn run_source(source: DumpSource) -> Vec<String> {
+        try_run_source(source).unwrap()
+    }
+
+    /// Records as [`describe`] shows them, or the source's error.
+    fn try_run_source(source: DumpSource) -> Result<Vec<String>, String> {
         let mut seen = Vec::new();
         source
             .run(&mut |record| {
-                seen.push(match record {
-                    SourceRecord::Profile(p) => format!("profile {}", p.id),
-                    SourceRecord::Indicator {
-                        profile_id,
-                        indicator,
-                        ..
-                    } => format!("indicator {profile_id}/{}", indicator.id),
-                    SourceRecord::Rejected(r) => {
-                        format!("rejected {} ({:?}): {}", r.id, r.record, r.reason)
-                    }
-                    SourceRecord::Filtered(f) => {
-                        format!("filtered {} ({:?}) by {}", f.id, f.record, f.by.as_str())
-                    }
-                });
+                seen.push(describe(record));
                 Flow::Continue
             })
-            .unwrap();
-        seen
+            .map_err(|e| e.to_string())?;
+        Ok(seen)
     }
 
     #[test]
@@ -779,28 +772,8 @@ mod tests {
         );
     }
 
-    /// Records as [`run_source`] shows them, or the source's error.
     fn try_run(root: &Path) -> Result<Vec<String>, String> {
-        let source = DumpSource::open(root).map_err(|e| e.to_string())?;
-        let mut seen = Vec::new();
-        source
-            .run(&mut |record| {
-                seen.push(match record {
-                    SourceRecord::Profile(p) => format!("profile {}", p.id),
-                    SourceRecord::Indicator {
-                        profile_id,
-                        indicator,
-                        ..
-                    } => format!("indicator {profile_id}/{}", indicator.id),
-                    SourceRecord::Rejected(r) => {
-                        format!("rejected {} ({:?}): {}", r.id, r.record, r.reason)
-                    }
-                    SourceRecord::Filtered(f) => format!("filtered {}", f.id),
-                });
-                Flow::Continue
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(seen)
+        try_run_source(DumpSource::open(root).map_err(|e| e.to_string())?)
     }
 
     const ONE_PROFILE: &str = r#"{"value":[{"id":"p1","kind":"actor","title":"T"}]}"#;

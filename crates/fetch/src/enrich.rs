@@ -402,6 +402,30 @@ mod tests {
         );
     }
 
+    /// Both lookups, for one host at most.
+    fn dump_enricher(root: &Path) -> DumpEnricher {
+        let options = EnrichOptions {
+            hosts: true,
+            reputation: true,
+            max_hosts: 1,
+        };
+        DumpEnricher::new(root, options)
+    }
+
+    /// The host facts `enricher` attaches to a hostname indicator of `host`.
+    fn host_of(enricher: &DumpEnricher, host: &str) -> Option<Arc<HostFacts>> {
+        let mut record = SourceRecord::Indicator {
+            profile_id: "p".into(),
+            indicator: ProfileIndicator::from_json(json!({"id": "i", "artifact": {"@odata.type": "#microsoft.graph.security.hostname", "id": host}})).unwrap(),
+            host: None,
+        };
+        enricher.enrich(&mut record);
+        match record {
+            SourceRecord::Indicator { host, .. } => host,
+            _ => None,
+        }
+    }
+
     #[cfg(unix)]
     #[test]
     fn dump_enrichment_files_may_start_with_a_bom_and_a_fifo_is_never_opened() {
@@ -414,32 +438,10 @@ mod tests {
         )
         .unwrap();
         let fifo = dir.path().join("reputation/a.example.json");
-        assert!(
-            std::process::Command::new("mkfifo")
-                .arg(&fifo)
-                .status()
-                .unwrap()
-                .success()
-        );
-        let enricher = DumpEnricher::new(
-            dir.path(),
-            EnrichOptions {
-                hosts: true,
-                reputation: true,
-                max_hosts: 1,
-            },
-        );
-        let mut record = SourceRecord::Indicator {
-            profile_id: "p".into(),
-            indicator: ProfileIndicator::from_json(json!({"id": "i", "artifact": {"@odata.type": "#microsoft.graph.security.hostname", "id": "a.example"}})).unwrap(),
-            host: None,
-        };
-        // On a FIFO this would block for ever; the test harness would time out.
-        enricher.enrich(&mut record);
-        let SourceRecord::Indicator { host, .. } = record else {
-            unreachable!()
-        };
-        let host = host.unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        // Were the FIFO opened, this would block for ever and the test time out.
+        let host = host_of(&dump_enricher(dir.path()), "a.example").unwrap();
         assert_eq!(host.registrar.as_deref(), Some("R"));
         assert!(host.reputation.is_none());
     }
@@ -461,29 +463,8 @@ mod tests {
             )
             .unwrap();
         }
-        let enricher = DumpEnricher::new(
-            dir.path(),
-            EnrichOptions {
-                hosts: true,
-                reputation: true,
-                max_hosts: 1,
-            },
-        );
-        let record = |host: &str| {
-            SourceRecord::Indicator {
-            profile_id: "p".into(),
-            indicator: ProfileIndicator::from_json(json!({"id": "i", "artifact": {"@odata.type": "#microsoft.graph.security.hostname", "id": host}})).unwrap(),
-            host: None,
-        }
-        };
-        let host_of = |mut r: SourceRecord| {
-            enricher.enrich(&mut r);
-            match r {
-                SourceRecord::Indicator { host, .. } => host,
-                _ => None,
-            }
-        };
-        let first = host_of(record("A.example.")).unwrap();
+        let enricher = dump_enricher(dir.path());
+        let first = host_of(&enricher, "A.example.").unwrap();
         assert_eq!(
             (
                 first.registrar.as_deref(),
@@ -492,9 +473,9 @@ mod tests {
             (Some("R"), Some(90))
         );
         assert!(
-            host_of(record("a.example")).is_some(),
+            host_of(&enricher, "a.example").is_some(),
             "cached, not charged to the budget"
         );
-        assert!(host_of(record("b.example")).is_none(), "over the budget");
+        assert!(host_of(&enricher, "b.example").is_none(), "over the budget");
     }
 }

@@ -383,6 +383,7 @@ fn encode_query_value(value: &str) -> String {
 mod tests {
     use super::*;
     use crate::graph::loopback::{self, Answer};
+    use crate::records::describe;
     use serde_json::json;
 
     const BASE: &str = "/v1.0/security/threatIntelligence";
@@ -405,18 +406,7 @@ mod tests {
         let run = tokio::spawn(async move { GraphWalk::new(client, config).run(tx).await });
         let mut seen = Vec::new();
         while let Some(record) = rx.recv().await {
-            seen.push(match record {
-                SourceRecord::Profile(p) => format!("profile {}", p.id),
-                SourceRecord::Indicator {
-                    profile_id,
-                    indicator,
-                    ..
-                } => format!("indicator {profile_id}/{}", indicator.id),
-                SourceRecord::Rejected(r) => {
-                    format!("rejected {} ({:?}): {}", r.id, r.record, r.reason)
-                }
-                SourceRecord::Filtered(f) => format!("filtered {}", f.id),
-            });
+            seen.push(describe(record));
         }
         let result = run.await.unwrap().map(|()| seen).map_err(|e| e.to_string());
         let requests = server.requests.lock().unwrap().clone();

@@ -39,8 +39,8 @@ enum Page {
     Records(Vec<Value>),
     /// The rest of this profile's indicators could not be fetched.
     Lost(GraphError),
-    /// Graph refused the rest of this profile's indicators (404, another 4xx no retry changes):
-    /// the profile's listing is unreadable, which is never the same as empty.
+    /// Graph answered 404 for this profile's indicators: the profile's listing is unreadable,
+    /// which is never the same as empty.
     Unreadable(GraphError),
 }
 
@@ -346,8 +346,9 @@ impl GraphWalk {
                     next = link;
                 }
                 // The listing names this profile, so its collection exists: one that cannot be
-                // read is not an empty one.
-                Err(error @ (GraphError::NotFound { .. } | GraphError::Rejected { .. })) => {
+                // found is not an empty one. (Another 4xx may be wrong for every profile alike,
+                // a bad option say, so it still fails the run.)
+                Err(error @ GraphError::NotFound { .. }) => {
                     let _ = pages.send(Page::Unreadable(error)).await;
                     return;
                 }

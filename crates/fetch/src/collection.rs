@@ -41,7 +41,7 @@ fn describe_json_error(error: &serde_json::Error) -> String {
 
 /// How a dump file begins, once a UTF-8 byte order mark is skipped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Opening {
+pub(crate) enum Opening {
     /// Nothing at all (or only the byte order mark).
     Empty,
     /// A UTF-16 byte order mark: the file is not UTF-8, and no JSON reader will make sense of it.
@@ -51,7 +51,7 @@ pub enum Opening {
 
 /// Skips a leading UTF-8 byte order mark, which Windows PowerShell 5.1 writes by default (JSON
 /// forbids it, but it carries no data), and says how the rest begins.
-pub fn skip_utf8_bom<R: BufRead>(reader: &mut R) -> std::io::Result<Opening> {
+pub(crate) fn skip_utf8_bom<R: BufRead>(reader: &mut R) -> std::io::Result<Opening> {
     let start = reader.fill_buf()?;
     if start.starts_with(b"\xEF\xBB\xBF") {
         reader.consume(3);
@@ -70,7 +70,7 @@ pub fn skip_utf8_bom<R: BufRead>(reader: &mut R) -> std::io::Result<Opening> {
 /// number beyond the range of `f64` (which serde_json refuses, even in a field nobody reads) and
 /// a numeric record `id` (opaque, so its text is the id: `1e2` must not become `100.0`) are kept
 /// as their literal text.
-pub fn parse_record(text: &str) -> Result<Value, serde_json::Error> {
+fn parse_record(text: &str) -> Result<Value, serde_json::Error> {
     let parsed = serde_json::from_str::<Value>(text);
     if let Ok(value) = &parsed
         && !has_numeric_id(value)

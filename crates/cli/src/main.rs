@@ -13,6 +13,7 @@ mod pipeline;
 mod progress;
 mod sinks;
 mod summary;
+mod text_log;
 mod validate;
 
 use std::io::IsTerminal;
@@ -86,7 +87,7 @@ fn init_logging(format: LogFormat, level: LogLevel) {
         .with_target(false)
         .with_ansi(ansi);
     match format {
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.fmt_fields(text_log::fields()).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
@@ -266,9 +267,7 @@ fn graph_config(args: &args::GraphArgs, file: &FromFile) -> Result<GraphConfig, 
         ("--graph-url", &args.graph_url),
         ("--authority-url", &args.authority_url),
     ] {
-        if ctiport_net::origin_of(url).is_none() {
-            return Err(format!("{option} '{url}' is not an absolute URL"));
-        }
+        ctiport_fetch::graph::config::check_url(option, url)?;
     }
     let mut config = GraphConfig::new(Credentials {
         tenant_id,

@@ -12,7 +12,7 @@ use ctiport_model::record::{FilterKind, Filtered, RecordKind, Rejection, SourceR
 use ctiport_model::selection::ProfileSelection;
 use serde_json::Value;
 
-use crate::collection::{Flow, read_collection, read_ndjson};
+use crate::collection::{Flow, Opening, read_collection, read_ndjson, skip_utf8_bom};
 use crate::enrich::{DumpEnricher, EnrichGate, EnrichOptions};
 use crate::records::{indicator_record, profile_record};
 
@@ -21,6 +21,15 @@ use crate::records::{indicator_record, profile_record};
 pub enum SourceError {
     #[error("dump directory {0} has neither intelProfiles.json nor intelProfiles.ndjson")]
     NoProfiles(PathBuf),
+    #[error(
+        "dump directory {0} has both intelProfiles.json and intelProfiles.ndjson; keep the one \
+         that holds the listing (ctiport would read only one and ignore the other)"
+    )]
+    BothListings(PathBuf),
+    /// The profile listing could not be read at all: the run must fail rather than export an
+    /// empty listing in place of the real one.
+    #[error("{path}: {reason}; the profile listing could not be read at all")]
+    Unreadable { path: PathBuf, reason: String },
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,
@@ -50,11 +59,25 @@ enum Holds<'a> {
 
 impl DumpSource {
     pub fn open(root: &Path) -> Result<Self, SourceError> {
-        let profiles_file = ["intelProfiles.json", "intelProfiles.ndjson"]
-            .into_iter()
-            .map(|name| root.join(name))
-            .find(|path| path.is_file())
-            .ok_or_else(|| SourceError::NoProfiles(root.to_owned()))?;
+        let [json, ndjson] =
+            ["intelProfiles.json", "intelProfiles.ndjson"].map(|name| root.join(name));
+        let profiles_file = match (on_disk(&json), on_disk(&ndjson)) {
+            (OnDisk::Unreadable(reason), _) => {
+                return Err(SourceError::Unreadable { path: json, reason });
+            }
+            (_, OnDisk::Unreadable(reason)) => {
+                return Err(SourceError::Unreadable {
+                    path: ndjson,
+                    reason,
+                });
+            }
+            (OnDisk::File, OnDisk::File) => return Err(SourceError::BothListings(root.to_owned())),
+            (OnDisk::File, OnDisk::Absent) => json,
+            (OnDisk::Absent, OnDisk::File) => ndjson,
+            (OnDisk::Absent, OnDisk::Absent) => {
+                return Err(SourceError::NoProfiles(root.to_owned()));
+            }
+        };
         Ok(DumpSource {
             root: root.to_owned(),
             profiles_file,
@@ -120,9 +143,10 @@ impl DumpSource {
                 Ok(value) => {
                     // A profile listed twice (offset paging in the tool that wrote the dump) is
                     // taken once, as the live walk does: its indicators must not come twice.
-                    let first_listing = raw_record_id(&value).is_none_or(|id| listed.insert(pct(&id)));
-                    if !first_listing {
-                        tracing::warn!(profile = ?raw_record_id(&value), "profile listed twice in the dump; taken once");
+                    if let Some(id) = raw_record_id(&value)
+                        && !listed.insert(pct(&id))
+                    {
+                        tracing::warn!(profile = %id, "profile listed twice in the dump; taken once");
                         return Flow::Continue;
                     }
                     match self.selection.filtered_raw(&value) {
@@ -220,15 +244,31 @@ impl DumpSource {
         }
     }
 
-    /// Streams `indicators/<pct(id)>.json` and/or `.ndjson`; no file means no indicators.
+    /// Streams `indicators/<pct(id)>.json` and/or `.ndjson`; no file means no indicators. Anything
+    /// else at that name (a directory, a FIFO, a dangling link) is an unreadable file, never "no
+    /// indicators": a FIFO is not even opened, so a run cannot block on it.
     fn indicators_of(&self, profile_id: &str, emit: &mut dyn FnMut(SourceRecord) -> Flow) -> Flow {
         for extension in ["json", "ndjson"] {
             let path = self
                 .root
                 .join("indicators")
                 .join(format!("{}.{extension}", pct(profile_id)));
-            if !path.is_file() {
-                continue;
+            match on_disk(&path) {
+                OnDisk::Absent => continue,
+                OnDisk::File => {}
+                OnDisk::Unreadable(reason) => {
+                    let reason = format!(
+                        "{reason}; the indicators of profile '{profile_id}' could not be read"
+                    );
+                    if emit(SourceRecord::Rejected(file_rejection(
+                        &self.relative(&path),
+                        &reason,
+                    ))) == Flow::Stop
+                    {
+                        return Flow::Stop;
+                    }
+                    continue;
+                }
             }
             let result = self.read_file(&path, Holds::IndicatorsOf(profile_id), &mut |item| {
                 emit(match item {
@@ -257,21 +297,31 @@ impl DumpSource {
     }
 
     /// Reads one collection file (`.json` or `.ndjson`), handing each record, each unreadable
-    /// line and a truncated file's loss to `on_item`.
+    /// line and a truncated file's loss to `on_item`. A profile listing of which not one record
+    /// could be read is an error: an empty export must never stand in for an unreadable one.
     fn read_file(
         &self,
         path: &Path,
         holds: Holds,
         on_item: &mut dyn FnMut(Result<Value, Rejection>) -> Flow,
     ) -> Result<Flow, SourceError> {
-        let file = File::open(path).map_err(|source| SourceError::Io {
+        let io_error = |source| SourceError::Io {
             path: path.to_owned(),
             source,
-        })?;
-        let reader = BufReader::with_capacity(BUFFER, file);
+        };
+        let file = File::open(path).map_err(io_error)?;
+        let mut reader = BufReader::with_capacity(BUFFER, file);
+        let opening = skip_utf8_bom(&mut reader).map_err(io_error)?;
         let relative = self.relative(path);
         let mut flow = Flow::Continue;
-        let mut deliver = |item| {
+        let (mut records, mut first_bad_line) = (0usize, None);
+        let mut deliver = |item: Result<Value, Rejection>| {
+            match &item {
+                Ok(_) => records += 1,
+                Err(rejection) => {
+                    first_bad_line.get_or_insert_with(|| rejection.reason.clone());
+                }
+            }
             flow = on_item(item);
             flow
         };
@@ -286,6 +336,27 @@ impl DumpSource {
         } else {
             read_collection(reader, &mut |value| deliver(Ok(value)))
         };
+        let listing = matches!(holds, Holds::Profiles);
+        if listing && records == 0 && flow == Flow::Continue {
+            let reason = match (opening, &outcome, first_bad_line) {
+                (Opening::Utf16, _, _) => Some(
+                    "the file is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8"
+                        .to_owned(),
+                ),
+                (Opening::Empty, Err(_), _) => Some("the file is empty".to_owned()),
+                (_, Err(error), _) => Some(error.to_string()),
+                (_, Ok(_), Some(first)) => {
+                    Some(format!("no line of it could be read as a record (first: {first})"))
+                }
+                (_, Ok(_), None) => None,
+            };
+            if let Some(reason) = reason {
+                return Err(SourceError::Unreadable {
+                    path: path.to_owned(),
+                    reason,
+                });
+            }
+        }
         if let Err(error) = outcome {
             let what = match holds {
                 Holds::Profiles => "the rest of the profile listing".to_owned(),
@@ -343,6 +414,52 @@ impl DumpSource {
     }
 }
 
+/// What is at a path the dump layout names.
+enum OnDisk {
+    Absent,
+    /// A regular file, or a symlink to one: dumps are copied around, links and all.
+    File,
+    /// Something that cannot be read as a file, and why.
+    Unreadable(String),
+}
+
+/// Looks at a path without opening it, so that a FIFO never blocks the run.
+fn on_disk(path: &Path) -> OnDisk {
+    match std::fs::symlink_metadata(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => OnDisk::Absent,
+        Err(error) => OnDisk::Unreadable(format!("cannot read it: {error}")),
+        Ok(_) => match std::fs::metadata(path) {
+            Ok(metadata) if metadata.is_file() => OnDisk::File,
+            Ok(metadata) => OnDisk::Unreadable(format!(
+                "not a regular file ({})",
+                describe_file_type(metadata.file_type())
+            )),
+            Err(error) => OnDisk::Unreadable(format!("cannot read it: {error}")),
+        },
+    }
+}
+
+fn describe_file_type(file_type: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_block_device() || file_type.is_char_device() {
+            return "a device";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else {
+        "neither a file nor a directory"
+    }
+}
+
 fn file_rejection(id: &str, reason: &str) -> Rejection {
     Rejection {
         id: id.to_owned(),
@@ -354,6 +471,7 @@ fn file_rejection(id: &str, reason: &str) -> Rejection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::describe;
     use ctiport_model::graph::ProfileKind;
     use std::fs;
 
@@ -368,27 +486,19 @@ mod tests {
     }
 
     fn run_source(source: DumpSource) -> Vec<String> {
+        try_run_source(source).unwrap()
+    }
+
+    /// Records as [`describe`] shows them, or the source's error.
+    fn try_run_source(source: DumpSource) -> Result<Vec<String>, String> {
         let mut seen = Vec::new();
         source
             .run(&mut |record| {
-                seen.push(match record {
-                    SourceRecord::Profile(p) => format!("profile {}", p.id),
-                    SourceRecord::Indicator {
-                        profile_id,
-                        indicator,
-                        ..
-                    } => format!("indicator {profile_id}/{}", indicator.id),
-                    SourceRecord::Rejected(r) => {
-                        format!("rejected {} ({:?}): {}", r.id, r.record, r.reason)
-                    }
-                    SourceRecord::Filtered(f) => {
-                        format!("filtered {} ({:?}) by {}", f.id, f.record, f.by.as_str())
-                    }
-                });
+                seen.push(describe(record));
                 Flow::Continue
             })
-            .unwrap();
-        seen
+            .map_err(|e| e.to_string())?;
+        Ok(seen)
     }
 
     #[test]
@@ -660,6 +770,253 @@ mod tests {
             run(dir.path()),
             ["profile a", "indicator a/i1", "profile b"]
         );
+    }
+
+    fn try_run(root: &Path) -> Result<Vec<String>, String> {
+        try_run_source(DumpSource::open(root).map_err(|e| e.to_string())?)
+    }
+
+    const ONE_PROFILE: &str = r#"{"value":[{"id":"p1","kind":"actor","title":"T"}]}"#;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_or_fifo_where_an_indicators_file_should_be_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "intelProfiles.json",
+            r#"{"value":[{"id":"p1","kind":"actor","title":"T"},{"id":"p2","kind":"tool","title":"U"},{"id":"p3","kind":"tool","title":"V"}]}"#,
+        );
+        fs::create_dir_all(dir.path().join("indicators/p1.json")).unwrap();
+        let fifo = dir.path().join("indicators/p2.ndjson");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // A symlink to a regular file is followed: dumps are copied around with links.
+        write(
+            dir.path(),
+            "elsewhere/p3.json",
+            r#"{"value":[{"id":"i3"}]}"#,
+        );
+        std::os::unix::fs::symlink(
+            dir.path().join("elsewhere/p3.json"),
+            dir.path().join("indicators/p3.json"),
+        )
+        .unwrap();
+        let seen = run(dir.path());
+        assert_eq!(seen[0], "profile p1");
+        assert!(
+            seen[1].starts_with(
+                "rejected indicators/p1.json (File): not a regular file (a directory)"
+            ) && seen[1].contains("'p1'"),
+            "{}",
+            seen[1]
+        );
+        assert_eq!(seen[2], "profile p2");
+        assert!(
+            seen[3]
+                .starts_with("rejected indicators/p2.ndjson (File): not a regular file (a FIFO)")
+                && seen[3].contains("'p2'"),
+            "{}",
+            seen[3]
+        );
+        assert_eq!(&seen[4..], ["profile p3", "indicator p3/i3"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dangling_symlink_for_an_indicators_file_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "intelProfiles.json", ONE_PROFILE);
+        fs::create_dir_all(dir.path().join("indicators")).unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("gone.json"),
+            dir.path().join("indicators/p1.json"),
+        )
+        .unwrap();
+        let seen = run(dir.path());
+        assert!(
+            seen[1].starts_with("rejected indicators/p1.json (File): cannot read")
+                && seen[1].contains("'p1'"),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn a_leading_utf8_bom_is_accepted_in_every_dump_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let bom = "\u{feff}";
+        write(
+            dir.path(),
+            "intelProfiles.json",
+            &format!(
+                r#"{bom}{{"value":[{{"id":"p1","kind":"actor","title":"T"}},{{"id":"p2","kind":"actor","title":"U"}}]}}"#
+            ),
+        );
+        write(
+            dir.path(),
+            "indicators/p1.json",
+            &format!(r#"{bom}{{"value":[{{"id":"i1"}}]}}"#),
+        );
+        write(
+            dir.path(),
+            "indicators/p2.ndjson",
+            &format!("{bom}{{\"id\":\"i2\"}}\n"),
+        );
+        assert_eq!(
+            run(dir.path()),
+            [
+                "profile p1",
+                "indicator p1/i1",
+                "profile p2",
+                "indicator p2/i2"
+            ]
+        );
+        let ndjson = tempfile::tempdir().unwrap();
+        write(
+            ndjson.path(),
+            "intelProfiles.ndjson",
+            &format!("{bom}{{\"id\":\"p1\",\"kind\":\"actor\",\"title\":\"T\"}}\n"),
+        );
+        assert_eq!(run(ndjson.path()), ["profile p1"]);
+    }
+
+    #[test]
+    fn a_listing_unreadable_from_its_first_byte_fails_the_source() {
+        let cases: [(&str, &[u8], &str); 8] = [
+            ("intelProfiles.json", b"", "the file is empty"),
+            ("intelProfiles.json", b"\xef\xbb\xbf", "the file is empty"),
+            (
+                "intelProfiles.json",
+                br#"[{"id":"p1","kind":"actor"}]"#,
+                "top-level value is an array, expected an object with \"value\"",
+            ),
+            (
+                "intelProfiles.json",
+                br#"{"items":[{"id":"p1"}]}"#,
+                "no \"value\" member",
+            ),
+            ("intelProfiles.json", b"<html>", "not valid JSON"),
+            ("intelProfiles.json", br#"{"value":[{"id""#, "EOF"),
+            ("intelProfiles.json", b"\xff\xfe{\x00", "UTF-16"),
+            (
+                "intelProfiles.ndjson",
+                b"{broken\n{also broken\n",
+                "no line of it could be read",
+            ),
+        ];
+        for (name, bytes, reason) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(dir.path().join(name), bytes).unwrap();
+            write(
+                dir.path(),
+                "indicators/p1.json",
+                r#"{"value":[{"id":"i1"}]}"#,
+            );
+            let error = try_run(dir.path()).unwrap_err();
+            assert!(
+                error.contains(name) && error.contains(reason),
+                "{bytes:?}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_but_well_formed_listing_is_no_error() {
+        for (name, text) in [
+            ("intelProfiles.json", r#"{"value":[]}"#),
+            ("intelProfiles.ndjson", ""),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            write(dir.path(), name, text);
+            assert_eq!(try_run(dir.path()), Ok(Vec::new()), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_listing_broken_after_its_first_record_is_partial() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "intelProfiles.json",
+            r#"{"value":[{"id":"p1","kind":"actor","title":"T"},{"id""#,
+        );
+        let seen = try_run(dir.path()).unwrap();
+        assert_eq!(seen[0], "profile p1");
+        assert!(
+            seen[1].starts_with("rejected intelProfiles.json (File)"),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn both_listings_in_one_dump_are_an_error_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "intelProfiles.json", ONE_PROFILE);
+        write(dir.path(), "intelProfiles.ndjson", "");
+        let error = DumpSource::open(dir.path()).err().unwrap().to_string();
+        assert!(
+            error.contains("intelProfiles.json") && error.contains("intelProfiles.ndjson"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_listing_that_is_not_a_regular_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("intelProfiles.json")).unwrap();
+        write(dir.path(), "intelProfiles.ndjson", "");
+        let error = DumpSource::open(dir.path()).err().unwrap().to_string();
+        assert!(
+            error.contains("intelProfiles.json") && error.contains("not a regular file"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn numbers_beyond_f64_are_read_and_numeric_ids_keep_their_text() {
+        let profiles = [
+            r#"{"id":"p1","kind":"actor","title":"T","extra":{"n":1e400,"m":[-2e999]}}"#,
+            r#"{"id":123456789012345678901234567890,"kind":"actor","title":"U"}"#,
+            r#"{"id":42,"kind":"tool","title":"V"}"#,
+            r#"{"id":1e400,"kind":"tool","title":"W"}"#,
+        ];
+        let json = tempfile::tempdir().unwrap();
+        write(
+            json.path(),
+            "intelProfiles.json",
+            &format!(
+                r#"{{"value":[{}],"@odata.count":1e999}}"#,
+                profiles.join(",")
+            ),
+        );
+        write(
+            json.path(),
+            "indicators/p1.json",
+            r#"{"value":[{"id":"i1","x":1e400},{"id":7e1}]}"#,
+        );
+        let ndjson = tempfile::tempdir().unwrap();
+        write(ndjson.path(), "intelProfiles.ndjson", &profiles.join("\n"));
+        write(
+            ndjson.path(),
+            "indicators/p1.ndjson",
+            "{\"id\":\"i1\",\"x\":1e400}\n{\"id\":7e1}\n",
+        );
+        for dir in [json, ndjson] {
+            assert_eq!(
+                run(dir.path()),
+                [
+                    "profile p1",
+                    "indicator p1/i1",
+                    "indicator p1/7e1",
+                    "profile 123456789012345678901234567890",
+                    "profile 42",
+                    "profile 1e400",
+                ]
+            );
+        }
     }
 
     #[test]

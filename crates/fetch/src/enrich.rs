@@ -172,8 +172,18 @@ impl DumpEnricher {
     fn read(&self, key: &str) -> Option<Arc<HostFacts>> {
         let load = |folder: &str| -> Option<Value> {
             let path = self.root.join(folder).join(format!("{}.json", pct(key)));
+            // Looked at before it is opened: a FIFO would block the run.
+            match std::fs::metadata(&path) {
+                Ok(metadata) if metadata.is_file() => {}
+                Ok(_) => {
+                    tracing::warn!(file = %path.display(), "not a regular file; the host is exported without it");
+                    return None;
+                }
+                Err(_) => return None,
+            }
             let text = std::fs::read_to_string(&path).ok()?;
-            serde_json::from_str(&text)
+            // A UTF-8 byte order mark is accepted, as in every dump file.
+            serde_json::from_str(text.strip_prefix('\u{feff}').unwrap_or(&text))
                 .map_err(
                     |e| tracing::warn!(file = %path.display(), "unreadable enrichment file: {e}"),
                 )
@@ -207,6 +217,50 @@ mod tests {
             ),
             Some("a.example".into())
         );
+    }
+
+    /// Both lookups, for one host at most.
+    fn dump_enricher(root: &Path) -> DumpEnricher {
+        let options = EnrichOptions {
+            hosts: true,
+            reputation: true,
+            max_hosts: 1,
+        };
+        DumpEnricher::new(root, options)
+    }
+
+    /// The host facts `enricher` attaches to a hostname indicator of `host`.
+    fn host_of(enricher: &DumpEnricher, host: &str) -> Option<Arc<HostFacts>> {
+        let mut record = SourceRecord::Indicator {
+            profile_id: "p".into(),
+            indicator: ProfileIndicator::from_json(json!({"id": "i", "artifact": {"@odata.type": "#microsoft.graph.security.hostname", "id": host}})).unwrap(),
+            host: None,
+        };
+        enricher.enrich(&mut record);
+        match record {
+            SourceRecord::Indicator { host, .. } => host,
+            _ => None,
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn dump_enrichment_files_may_start_with_a_bom_and_a_fifo_is_never_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("hosts")).unwrap();
+        std::fs::create_dir_all(dir.path().join("reputation")).unwrap();
+        std::fs::write(
+            dir.path().join("hosts/a.example.json"),
+            "\u{feff}{\"id\": \"a.example\", \"registrar\": \"R\"}",
+        )
+        .unwrap();
+        let fifo = dir.path().join("reputation/a.example.json");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        // Were the FIFO opened, this would block for ever and the test time out.
+        let host = host_of(&dump_enricher(dir.path()), "a.example").unwrap();
+        assert_eq!(host.registrar.as_deref(), Some("R"));
+        assert!(host.reputation.is_none());
     }
 
     #[test]

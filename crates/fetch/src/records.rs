@@ -32,3 +32,20 @@ pub fn indicator_record(profile_id: &str, value: Value) -> SourceRecord {
         }),
     }
 }
+
+/// A record as one line of text, for tests that compare what a source yields.
+#[cfg(test)]
+pub(crate) fn describe(record: SourceRecord) -> String {
+    match record {
+        SourceRecord::Profile(p) => format!("profile {}", p.id),
+        SourceRecord::Indicator {
+            profile_id,
+            indicator,
+            ..
+        } => format!("indicator {profile_id}/{}", indicator.id),
+        SourceRecord::Rejected(r) => format!("rejected {} ({:?}): {}", r.id, r.record, r.reason),
+        SourceRecord::Filtered(f) => {
+            format!("filtered {} ({:?}) by {}", f.id, f.record, f.by.as_str())
+        }
+    }
+}

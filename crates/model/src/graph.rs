@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::timestamp::Timestamp;
+use crate::timestamp::{Timestamp, Unusable};
 
 /// Why a Graph record could not be turned into a typed record.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -22,6 +22,12 @@ pub enum ParseError {
     MissingId,
     #[error("`{field}` is not a valid date-time: {value}")]
     BadDate { field: &'static str, value: String },
+    /// A date no consumer can hold: the record is rejected like one with a broken date, since
+    /// moving the date would misstate when the threat was seen.
+    #[error(
+        "`{field}` is {value}, which STIX and MISP cannot represent (years 0001 to 9999, seconds 00 to 59)"
+    )]
+    DateOutOfRange { field: &'static str, value: String },
     #[error("`{field}` has an unexpected JSON type")]
     BadType { field: &'static str },
 }
@@ -142,6 +148,7 @@ pub fn host_key(type_name: &str, id: &str) -> Option<String> {
                 Ok(address) => address.to_string(),
                 Err(_) => id.trim_end_matches('.').to_lowercase(),
             })
+            .filter(|key| !key.is_empty())
         }
         _ => None,
     }
@@ -223,9 +230,11 @@ fn optional_date(
         None => Ok(None),
         // Seen in third-party mocks: the string "null" for a null date.
         Some(text) if text.is_empty() || text.eq_ignore_ascii_case("null") => Ok(None),
-        Some(text) => Timestamp::parse(&text)
-            .map(Some)
-            .ok_or(ParseError::BadDate { field, value: text }),
+        Some(text) => match Timestamp::parse_checked(&text) {
+            Ok(timestamp) => Ok(Some(timestamp)),
+            Err(Unusable::NotADate) => Err(ParseError::BadDate { field, value: text }),
+            Err(Unusable::OutOfRange) => Err(ParseError::DateOutOfRange { field, value: text }),
+        },
     }
 }
 
@@ -395,6 +404,9 @@ mod tests {
         assert_eq!(host_key("ipaddress", "203.0.113.0/24"), None);
         assert_eq!(host_key("host", " "), None);
         assert_eq!(host_key("sslcertificate", "abc"), None);
+        // Nothing is left of these once the root's dot goes: no host to look up.
+        assert_eq!(host_key("hostname", "."), None);
+        assert_eq!(host_key("hostname", "..."), None);
     }
 
     #[test]
@@ -497,6 +509,24 @@ mod tests {
             ProfileIndicator::from_json(json!({"source": "osint"})),
             Err(ParseError::MissingId)
         );
+        let unrepresentable = ProfileIndicator::from_json(
+            json!({"id": "a", "lastSeenDateTime": "2016-12-31T23:59:60Z"}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            unrepresentable.to_string(),
+            "`lastSeenDateTime` is 2016-12-31T23:59:60Z, which STIX and MISP cannot represent \
+             (years 0001 to 9999, seconds 00 to 59)"
+        );
+        assert!(matches!(
+            IntelProfile::from_json(
+                json!({"id": "p", "firstActiveDateTime": "0000-01-01T00:00:00Z"})
+            ),
+            Err(ParseError::DateOutOfRange {
+                field: "firstActiveDateTime",
+                ..
+            })
+        ));
         assert_eq!(
             ProfileIndicator::from_json(json!([1])),
             Err(ParseError::NotAnObject)

@@ -28,7 +28,8 @@ pub use mapper::{Mapper, Outcome};
 pub use mappings::{MappingError, Mappings};
 pub use options::{ActorAs, DEFAULT_PRODUCER, MappingOptions};
 
-/// An RFC 3339 timestamp in UTC (`Z`), any fractional precision.
+/// An RFC 3339 timestamp in UTC (`Z`), any fractional precision, that stix2-validator accepts
+/// (years 0001 to 9999, no leap second).
 pub(crate) fn timestamp_ok(text: &str) -> bool {
-    text.ends_with('Z') && ctiport_model::Timestamp::parse(text).is_some()
+    ctiport_model::Timestamp::parse_stix(text).is_some()
 }

@@ -411,6 +411,23 @@ mod tests {
                 }),
                 "same version",
             ),
+            // What stix2-validator refuses although it is a date: year 0, a leap second, and
+            // RFC 3339 spellings STIX does not use.
+            (
+                Box::new(|b| {
+                    b["objects"][0]["created"] = json!("0000-05-01T00:00:00.000Z");
+                    b["objects"][0]["modified"] = json!("0000-05-01T00:00:00.000Z");
+                }),
+                "created '0000-05-01T00:00:00.000Z' is not YYYY-MM-DDTHH:MM:SS.sssZ",
+            ),
+            (
+                Box::new(|b| b["objects"][1]["valid_until"] = json!("2016-12-31T23:59:60Z")),
+                "valid_until '2016-12-31T23:59:60Z' is not an RFC 3339 UTC timestamp",
+            ),
+            (
+                Box::new(|b| b["objects"][1]["valid_from"] = json!("2024-05-01 00:00:00Z")),
+                "valid_from '2024-05-01 00:00:00Z' is not an RFC 3339 UTC timestamp",
+            ),
         ];
         for (change, expected) in cases {
             let problems = problems_after(change);

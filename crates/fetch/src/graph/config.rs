@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use ctiport_model::selection::ProfileSelection;
 
-use ctiport_net::Secret;
+use ctiport_net::{Secret, redact_userinfo};
 
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
 pub const DEFAULT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";
@@ -80,5 +80,52 @@ impl GraphConfig {
             self.authority_url.trim_end_matches('/'),
             ctiport_model::pct::pct(&self.credentials.tenant_id)
         )
+    }
+}
+
+/// Checks `--graph-url` or `--authority-url` (named by `option`): an absolute URL without
+/// credentials. The client secret comes from the environment; a password written into the URL
+/// would reach logs and errors, so it is refused, and the message never shows it.
+pub fn check_url(option: &str, text: &str) -> Result<(), String> {
+    let shown = redact_userinfo(text);
+    let url =
+        url::Url::parse(text).map_err(|_| format!("{option} '{shown}' is not an absolute URL"))?;
+    if !url.username().is_empty() || url.password().is_some() || shown != text {
+        return Err(format!(
+            "{option} '{shown}': credentials in the URL are not accepted (they would end up in \
+             logs); the app's secret comes from AZURE_CLIENT_SECRET"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_with_credentials_are_refused_without_showing_them() {
+        assert_eq!(check_url("--graph-url", DEFAULT_GRAPH_URL), Ok(()));
+        assert_eq!(
+            check_url("--authority-url", "http://127.0.0.1:8080"),
+            Ok(())
+        );
+        for url in [
+            "https://user:s3cret@graph.example/v1.0",
+            "https://s3cret@graph.example/v1.0",
+            "https://user:s3cret@login.example",
+        ] {
+            let error = check_url("--authority-url", url).unwrap_err();
+            assert!(
+                error.starts_with("--authority-url 'https://***@") && error.contains("credentials"),
+                "{error}"
+            );
+            assert!(!error.contains("s3cret"), "{error}");
+        }
+        let error = check_url("--graph-url", "graph.microsoft.com").unwrap_err();
+        assert_eq!(
+            error,
+            "--graph-url 'graph.microsoft.com' is not an absolute URL"
+        );
     }
 }

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 
 use ctiport_model::graph::ProfileIndicator;
 use ctiport_model::host::{HostFacts, Reputation};
-use ctiport_model::pct::pct;
 use ctiport_model::record::SourceRecord;
 use serde_json::Value;
 use tokio::sync::OnceCell;
@@ -14,6 +13,7 @@ use tokio::sync::OnceCell;
 use super::capture::{Capture, capture_with};
 use super::client::GraphClient;
 use super::error::GraphError;
+use super::walk::entity_path;
 use crate::enrich::{Budget, EnrichGate, EnrichOptions, combine, host_slot, raw_host_key};
 
 /// Enrichment from the live API: lookups start as soon as a page names a host (concurrently,
@@ -124,7 +124,7 @@ impl GraphEnricher {
     }
 
     async fn lookup(&self, key: &str) -> Option<Arc<HostFacts>> {
-        let url = format!("{}/hosts/{}", self.base, pct(key));
+        let url = format!("{}/{}", self.base, entity_path("hosts", key));
         let facts = if self.options.hosts {
             self.fetch(&url, key, "hosts")
                 .await

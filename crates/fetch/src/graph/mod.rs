@@ -8,6 +8,8 @@ pub mod client;
 pub mod config;
 mod enricher;
 mod error;
+#[cfg(test)]
+mod loopback;
 mod throttle;
 pub(crate) mod walk;
 

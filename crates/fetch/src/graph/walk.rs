@@ -40,6 +40,20 @@ enum Page {
     Records(Vec<Value>),
     /// The rest of this profile's indicators could not be fetched.
     Lost(GraphError),
+    /// Graph answered 404 for this profile's indicators: the profile's listing is unreadable,
+    /// which is never the same as empty.
+    Unreadable(GraphError),
+}
+
+/// `{collection}/{id}`, the id one path segment. `.` and `..` cannot be one: URL parsers (the
+/// HTTP client's included) resolve them away, and `%2E` is no way round it, since the URL
+/// standard reads it as a dot too. Those two take OData's key syntax, `{collection}('{id}')`,
+/// which Graph serves as well (reference `graph-ti-api.md` §3).
+pub(crate) fn entity_path(collection: &str, id: &str) -> String {
+    match id {
+        "." | ".." => format!("{collection}('{id}')"),
+        _ => format!("{collection}/{}", pct(id)),
+    }
 }
 
 pub struct GraphWalk {
@@ -157,6 +171,15 @@ impl GraphWalk {
                             "the indicators of profile '{id}' could not all be fetched: {error}"
                         )));
                     }
+                    // Rejected as a file would be: the run is partial and nothing of this
+                    // profile is revoked.
+                    Page::Unreadable(error) => vec![SourceRecord::Rejected(Rejection {
+                        id: format!("{}/indicators", entity_path("intelProfiles", &id)),
+                        record: RecordKind::File,
+                        reason: format!(
+                            "the indicators of profile '{id}' could not be read: {error}"
+                        ),
+                    })],
                 };
                 for record in records {
                     if out.send(record).await.is_err() {
@@ -176,7 +199,7 @@ impl GraphWalk {
         let mut seen = HashSet::new();
         if !self.config.selection.ids.is_empty() {
             for id in self.config.selection.unique_ids() {
-                let url = format!("{base}/intelProfiles/{}", pct(id));
+                let url = format!("{base}/{}", entity_path("intelProfiles", id));
                 let offered = match self.client.get_json(&url).await {
                     Ok(profile) => self.offer(split_single(profile), &queue, &mut seen).await,
                     Err(GraphError::NotFound { .. }) => {
@@ -279,9 +302,9 @@ impl GraphWalk {
 
     async fn fetch_indicators(&self, profile_id: &str, pages: mpsc::Sender<Page>) {
         let mut url = format!(
-            "{}/intelProfiles/{}/indicators",
+            "{}/{}/indicators",
             self.config.ti_base(),
-            pct(profile_id)
+            entity_path("intelProfiles", profile_id)
         );
         if let Some(top) = self.config.page_size {
             url = format!("{url}?$top={top}");
@@ -308,13 +331,11 @@ impl GraphWalk {
                     }
                     next = link;
                 }
-                // A profile the listing named but that has no indicator collection has none; said
-                // once in the log, since it is unusual.
-                Err(GraphError::NotFound { .. }) if count == 1 => {
-                    tracing::warn!(
-                        profile = profile_id,
-                        "the profile has no indicator collection (404); exported without indicators"
-                    );
+                // The listing names this profile, so its collection exists: one that cannot be
+                // found is not an empty one. (Another 4xx may be wrong for every profile alike,
+                // a bad option say, so it still fails the run.)
+                Err(error @ GraphError::NotFound { .. }) => {
+                    let _ = pages.send(Page::Unreadable(error)).await;
                     return;
                 }
                 Err(error) => {
@@ -348,7 +369,123 @@ fn encode_query_value(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::loopback::{self, Answer};
+    use crate::records::describe;
     use serde_json::json;
+
+    const BASE: &str = "/v1.0/security/threatIntelligence";
+
+    fn profile(id: &str) -> Value {
+        json!({"id": id, "kind": "actor", "title": id})
+    }
+
+    /// Walks a loopback Graph; returns the records as text and the requests it received.
+    async fn walk(
+        selection: &[&str],
+        answer: impl Fn(&str, &str) -> Answer + Send + Sync + 'static,
+    ) -> (Result<Vec<String>, String>, Vec<String>) {
+        let server = loopback::serve(answer).await;
+        let mut config = server.config;
+        config.selection.ids = selection.iter().map(|id| id.to_string()).collect();
+        let config = Arc::new(config);
+        let client = Arc::new(GraphClient::new(&config).unwrap());
+        let (tx, mut rx) = mpsc::channel(64);
+        let run = tokio::spawn(async move { GraphWalk::new(client, config).run(tx).await });
+        let mut seen = Vec::new();
+        while let Some(record) = rx.recv().await {
+            seen.push(describe(record));
+        }
+        let result = run.await.unwrap().map(|()| seen).map_err(|e| e.to_string());
+        let requests = server.requests.lock().unwrap().clone();
+        (result, requests)
+    }
+
+    #[tokio::test]
+    async fn a_404_on_a_listed_profiles_indicators_is_a_rejection_naming_it() {
+        let (result, _) = walk(&[], |path, _| {
+            match path.strip_prefix(BASE).unwrap_or(path) {
+                "/intelProfiles" => loopback::page(&[profile("gone"), profile("ok")]),
+                "/intelProfiles/ok/indicators" => loopback::page(&[json!({"id": "i1"})]),
+                _ => loopback::not_found(),
+            }
+        })
+        .await;
+        let seen = result.unwrap();
+        assert_eq!(seen[0], "profile gone");
+        // After its profile and before the next one: the state store holds back revocation for
+        // the profile whose listing a rejection of this kind interrupts.
+        assert!(
+            seen[1].starts_with("rejected intelProfiles/gone/indicators (File): the indicators of profile 'gone' could not be read")
+                && seen[1].contains("404"),
+            "{seen:?}"
+        );
+        assert_eq!(&seen[2..], ["profile ok", "indicator ok/i1"]);
+    }
+
+    #[tokio::test]
+    async fn a_404_on_a_later_page_keeps_what_was_read_and_rejects_the_rest() {
+        let (result, _) = walk(&[], |path, origin| {
+            match path.strip_prefix(BASE).unwrap_or(path) {
+            "/intelProfiles" => loopback::page(&[profile("p"), profile("q")]),
+            "/intelProfiles/p/indicators" => (
+                200,
+                json!({"value": [{"id": "i1"}], "@odata.nextLink": format!("{origin}{BASE}/next")})
+                    .to_string(),
+            ),
+            "/intelProfiles/q/indicators" => loopback::page(&[json!({"id": "i2"})]),
+            _ => loopback::not_found(),
+        }
+        })
+        .await;
+        let seen = result.unwrap();
+        assert_eq!(&seen[..2], ["profile p", "indicator p/i1"]);
+        assert!(
+            seen[2].starts_with("rejected intelProfiles/p/indicators (File): the indicators of profile 'p' could not be read"),
+            "{seen:?}"
+        );
+        assert_eq!(&seen[3..], ["profile q", "indicator q/i2"]);
+    }
+
+    #[tokio::test]
+    async fn every_id_reaches_graph_as_one_path_segment() {
+        let answer = |path: &str, _: &str| match path.strip_prefix(BASE).unwrap_or(path) {
+            "/intelProfiles" => loopback::page(&[profile("."), profile(".."), profile("a/b")]),
+            "/intelProfiles('.')" => (200, profile(".").to_string()),
+            "/intelProfiles('..')" => (200, profile("..").to_string()),
+            "/intelProfiles('.')/indicators" => loopback::page(&[json!({"id": "i-dot"})]),
+            "/intelProfiles('..')/indicators" => loopback::page(&[json!({"id": "i-dotdot"})]),
+            "/intelProfiles/a%2Fb/indicators" => loopback::page(&[json!({"id": "i-ab"})]),
+            _ => loopback::not_found(),
+        };
+        let (result, requests) = walk(&[], answer).await;
+        assert_eq!(
+            result.unwrap(),
+            [
+                "profile .",
+                "indicator ./i-dot",
+                "profile ..",
+                "indicator ../i-dotdot",
+                "profile a/b",
+                "indicator a/b/i-ab",
+            ],
+            "{requests:?}"
+        );
+        let (result, requests) = walk(&["..", "."], answer).await;
+        assert_eq!(
+            result.unwrap(),
+            [
+                "profile ..",
+                "indicator ../i-dotdot",
+                "profile .",
+                "indicator ./i-dot"
+            ],
+            "{requests:?}"
+        );
+        assert!(
+            requests.contains(&format!("GET {BASE}/intelProfiles('..')")),
+            "{requests:?}"
+        );
+    }
 
     #[test]
     fn splits_pages_and_wrapped_entities() {

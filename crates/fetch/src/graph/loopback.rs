@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
-use ctiport_net::Secret;
 use super::config::{Credentials, GraphConfig};
+use ctiport_net::Secret;
 
 /// The answer to one request: status and JSON body.
 pub type Answer = (u16, String);
